@@ -55,6 +55,9 @@ struct shm_bitmap *mrm_output_bitmap(struct mrm_output *o);
 const char *mrm_output_io_mode(const struct mrm_output *o);
 /* First error text, or NULL. */
 const char *mrm_output_error(const struct mrm_output *o);
+/* Writer pool counters and features (struct wp_stats in writer-pool.h). */
+struct wp_stats;
+void mrm_output_writer_stats(struct mrm_output *o, struct wp_stats *out);
 
 /* Where the TPS bytes of (block, page) go; the caller fills them before
  * the next call.  Sets the page's bit.  Batches contiguous pages into one

@@ -39,6 +39,10 @@ struct save_request {
         /* Called once the output exists, so the job can read progress from
          * its shared-memory counters; may be NULL. */
         void (*output_ready)(void *job, struct mrm_output *o);
+        /* Called once when the client's data has all arrived and the
+         * session starts mrm_output_commit(), so the job can show the
+         * "finalizing" state; may be NULL. */
+        void (*finalizing)(void *job);
         void *job;
         /* Filled by the session for the job's info. */
         char protocol[16];              /* "qemu" or "native" */

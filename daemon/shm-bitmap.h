@@ -22,6 +22,9 @@
 
 #define SHM_BITMAP_MAGIC   0x5356444d42495431ULL     /* "SVDMBIT1" */
 #define SHM_BITMAP_VERSION 1U
+/* Largest region accepted from another process (1 bit per page: 1 GiB of
+ * bitmap describes 32 TiB of RAM). */
+#define SHM_BITMAP_MAX_REGION (1ULL << 30)
 
 struct shm_bitmap_counters {
         uint64_t pages_written;         /* data pages whose write completed */
@@ -64,6 +67,16 @@ void shm_bitmap_set(struct shm_bitmap *b, unsigned block, uint64_t page);
 void shm_bitmap_clear(struct shm_bitmap *b, unsigned block, uint64_t page);
 bool shm_bitmap_test(const struct shm_bitmap *b, unsigned block, uint64_t page);
 uint64_t shm_bitmap_count(const struct shm_bitmap *b, unsigned block);
+uint64_t shm_bitmap_num_words(const struct shm_bitmap *b, unsigned block);
+/* Pages [first, first + n) of a block; the caller checks the range. */
+void shm_bitmap_set_range(struct shm_bitmap *b, unsigned block, uint64_t first, uint64_t n);
+void shm_bitmap_clear_range(struct shm_bitmap *b, unsigned block, uint64_t first, uint64_t n);
+
+/* The same atomic range operations on any array of 64-bit bitmap words
+ * (bit i%64 of word i/64), e.g. the writer's private in-flight bitmap. */
+void bitmap_words_set_range(uint64_t *words, uint64_t first, uint64_t n);
+void bitmap_words_clear_range(uint64_t *words, uint64_t first, uint64_t n);
+bool bitmap_words_any_in_range(const uint64_t *words, uint64_t first, uint64_t n);
 
 /* Atomic counter helpers: which is a pointer into b->hdr->c. */
 static inline void shm_counter_add(uint64_t *which, uint64_t n)

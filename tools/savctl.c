@@ -22,6 +22,14 @@ struct savctl_command {
 static const struct savctl_command commands[] = {
         { "inspect", savctl_cmd_inspect, "inspect FILE [--json]" },
         { "verify",  savctl_cmd_verify,  "verify FILE" },
+        { "save",    savctl_cmd_save,    "save NAME --output FILE|--output-fd N [--overwrite] [--wait]" },
+        { "restore", savctl_cmd_restore, "restore FILE --to unix:PATH [--wait]" },
+        { "wait",    savctl_cmd_wait,    "wait ID" },
+        { "jobs",    savctl_cmd_jobs,    "jobs" },
+        { "cancel",  savctl_cmd_cancel,  "cancel ID" },
+        { "dismiss", savctl_cmd_dismiss, "dismiss ID" },
+        { "stats",   savctl_cmd_stats,   "stats" },
+        { "version", savctl_cmd_version, "version" },
 };
 
 static void usage(FILE *f)

@@ -27,3 +27,12 @@ typedef int (*savctl_cmd_fn)(const struct savctl_ctx *ctx, int argc, char **argv
 /* argv[0] is the command name in every command. */
 int savctl_cmd_inspect(const struct savctl_ctx *ctx, int argc, char **argv);
 int savctl_cmd_verify(const struct savctl_ctx *ctx, int argc, char **argv);
+/* tools/cmd-control.c: commands that talk to the daemon. */
+int savctl_cmd_save(const struct savctl_ctx *ctx, int argc, char **argv);
+int savctl_cmd_restore(const struct savctl_ctx *ctx, int argc, char **argv);
+int savctl_cmd_wait(const struct savctl_ctx *ctx, int argc, char **argv);
+int savctl_cmd_jobs(const struct savctl_ctx *ctx, int argc, char **argv);
+int savctl_cmd_cancel(const struct savctl_ctx *ctx, int argc, char **argv);
+int savctl_cmd_dismiss(const struct savctl_ctx *ctx, int argc, char **argv);
+int savctl_cmd_stats(const struct savctl_ctx *ctx, int argc, char **argv);
+int savctl_cmd_version(const struct savctl_ctx *ctx, int argc, char **argv);

@@ -1,0 +1,615 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Tests of the writer engine (daemon/mrm-output.c, daemon/writer-pool.c)
+ * on the file system of the build tree: multi-block files with data and
+ * zero pages written through O_DIRECT and through buffered writes, read
+ * back with plain pread and compared byte by byte (prologue, block
+ * records, bitmaps, every set slot, RAM tail, appended bytes) and run
+ * through the mapped-ram verifier; several passes over the same pages;
+ * the temporary name and when the final name appears; abort; refusing to
+ * overwrite; an fd handed over by a client; zero-copy writes; several
+ * workers on a fake two-node topology.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "writer-pool.h"
+#include "writer-util.h"
+
+#define OUT "out.mrm"
+
+struct job {
+        char *dir;
+        char path[PATH_MAX];
+        struct mrm_layout l;            /* a copy for checking */
+        struct tw_model m;
+        struct mrm_output *o;
+        uint64_t n_written, n_zero;
+};
+
+static void job_start(struct job *j, const uint64_t *pages, size_t n,
+                      const struct writer_config *c)
+{
+        struct mrm_output_options opt = { .fd = -1 };
+        struct mrm_layout give;
+        char err[512] = "";
+
+        memset(j, 0, sizeof(*j));
+        j->dir = tw_mkdtemp();
+        snprintf(j->path, sizeof(j->path), "%s/%s", j->dir, OUT);
+        tw_layout(&j->l, pages, n);
+        tw_layout(&give, pages, n);
+        tw_model_init(&j->m, &j->l);
+        opt.path = j->path;
+        opt.writer = *c;
+        ck_assert_msg(mrm_output_create(&j->o, &give, &opt, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void job_page(struct job *j, unsigned block, uint64_t page, unsigned pass)
+{
+        tw_page(j->o, &j->m, block, page, pass);
+        j->n_written++;
+}
+
+static void job_zero(struct job *j, unsigned block, uint64_t page)
+{
+        tw_zero(j->o, &j->m, block, page);
+        j->n_zero++;
+}
+
+static mode_t current_umask(void)
+{
+        mode_t m = umask(022);
+
+        umask(m);
+        return m;
+}
+
+static void job_commit_and_check(struct job *j)
+{
+        _cleanup_free_ uint8_t *tail = NULL;
+        size_t tail_len = tw_trailer(&tail);
+        struct shm_bitmap_counters c;
+        struct stat st;
+        int fd;
+
+        ck_assert_int_eq(mrm_output_append(j->o, tail, tail_len), 0);
+        /* Not complete yet: only the temporary file exists. */
+        ck_assert_int_eq(lstat(j->path, &st), -1);
+        ck_assert_int_eq(errno, ENOENT);
+        ck_assert_int_eq(tw_count_entries(j->dir), 1);
+        ck_assert_int_eq(mrm_output_commit(j->o), 0);
+        ck_assert_ptr_null(mrm_output_error(j->o));
+        shm_bitmap_snapshot(mrm_output_bitmap(j->o), &c);
+        ck_assert_uint_eq(c.pages_written, j->n_written);
+        ck_assert_uint_eq(c.bytes_written, j->n_written * QEMU_TPS);
+        ck_assert_uint_eq(c.pages_zero, j->n_zero);
+        /* Complete: the final name and nothing else. */
+        ck_assert_int_eq(tw_count_entries(j->dir), 1);
+        ck_assert_int_eq(lstat(j->path, &st), 0);
+        ck_assert(S_ISREG(st.st_mode));
+        ck_assert_uint_eq(st.st_mode & 07777, 0640 & ~current_umask());
+        fd = open(j->path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        tw_check_file(fd, &j->l, &j->m, tail, tail_len);
+        close(fd);
+}
+
+static void job_end(struct job *j)
+{
+        mrm_output_free(j->o);
+        unlink(j->path);
+        tw_model_free(&j->m);
+        mrm_layout_free(&j->l);
+        tw_rmdir(j->dir);
+}
+
+static uint64_t rnd_next(uint64_t *s)
+{
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        return *s;
+}
+
+/* Runs of data pages, zero pages and untouched pages of random lengths. */
+static void write_mixed(struct job *j, unsigned block, unsigned pass, uint64_t seed)
+{
+        uint64_t n = j->l.blocks[block].num_pages, s = seed | 1;
+
+        for (uint64_t p = 0; p < n;) {
+                uint64_t run = 1 + rnd_next(&s) % 40, kind = rnd_next(&s) % 3;
+
+                for (uint64_t end = MIN(n, p + run); p < end; p++) {
+                        if (kind == 0)
+                                job_page(j, block, p, pass);
+                        else if (kind == 1)
+                                job_zero(j, block, p);
+                }
+        }
+}
+
+static const uint64_t three_blocks[] = { 2048 + 7, 64, 300 };
+
+/* Loop index: 0 = auto (O_DIRECT here), 1 = forced buffered, 2 = forced direct. */
+START_TEST(test_multi_block)
+{
+        static const enum io_mode modes[] = { IO_MODE_AUTO, IO_MODE_BUFFERED, IO_MODE_DIRECT };
+        struct writer_config c = tw_small_config(modes[_i]);
+        const char *mode;
+        struct job j;
+
+        job_start(&j, three_blocks, 3, &c);
+        mode = mrm_output_io_mode(j.o);
+        if (modes[_i] == IO_MODE_BUFFERED)
+                ck_assert_msg(strcmp(mode, "buffered") == 0 || strcmp(mode, "buffered+dontcache") == 0,
+                              "mode %s", mode);
+        else
+                ck_assert_str_eq(mode, "direct");
+        for (unsigned b = 0; b < 3; b++)
+                write_mixed(&j, b, 1, 0x1234 + b);
+        job_commit_and_check(&j);
+        job_end(&j);
+}
+END_TEST
+
+/* The default configuration (one worker per node, 1 MiB buffers). */
+START_TEST(test_default_config)
+{
+        struct writer_config c = { .io_mode = IO_MODE_AUTO };
+        static const uint64_t pages[] = { 4096 };
+        struct job j;
+
+        job_start(&j, pages, 1, &c);
+        write_mixed(&j, 0, 1, 77);
+        job_commit_and_check(&j);
+        job_end(&j);
+}
+END_TEST
+
+START_TEST(test_multipass)
+{
+        struct writer_config c = tw_small_config(IO_MODE_AUTO);
+        static const uint64_t pages[] = { 512, 40 };
+        uint64_t s = 99;
+        struct job j;
+
+        job_start(&j, pages, 2, &c);
+        /* Same page twice in a row: the second write waits for the first. */
+        job_page(&j, 0, 5, 1);
+        job_page(&j, 0, 5, 2);
+        /* Written, then zero: the bit ends clear. */
+        job_page(&j, 0, 6, 1);
+        job_zero(&j, 0, 6);
+        /* Zero, then written: the bit ends set with the data. */
+        job_zero(&j, 0, 7);
+        job_page(&j, 0, 7, 3);
+        ck_assert_int_eq(mrm_output_drain(j.o), 0);
+        ck_assert(!shm_bitmap_test(mrm_output_bitmap(j.o), 0, 6));
+        ck_assert(shm_bitmap_test(mrm_output_bitmap(j.o), 0, 7));
+        /* Three passes of random decisions, like a live guest. */
+        for (unsigned pass = 4; pass <= 6; pass++)
+                for (unsigned b = 0; b < 2; b++)
+                        for (uint64_t p = 0; p < pages[b]; p++) {
+                                uint64_t k = rnd_next(&s) % 4;
+
+                                if (k == 0)
+                                        job_page(&j, b, p, pass);
+                                else if (k == 1)
+                                        job_zero(&j, b, p);
+                        }
+        job_commit_and_check(&j);
+        job_end(&j);
+}
+END_TEST
+
+START_TEST(test_abort)
+{
+        struct writer_config c = tw_small_config(IO_MODE_AUTO);
+        static const uint64_t pages[] = { 256 };
+        void *dst;
+        struct job j;
+
+        job_start(&j, pages, 1, &c);
+        for (uint64_t p = 0; p < 200; p++)
+                job_page(&j, 0, p, 1);
+        ck_assert_int_eq(tw_count_entries(j.dir), 1);
+        mrm_output_abort(j.o);
+        ck_assert_int_eq(tw_count_entries(j.dir), 0);
+        ck_assert_int_eq(mrm_output_page(j.o, 0, 0, &dst), -ECANCELED);
+        ck_assert_int_eq(mrm_output_commit(j.o), -ECANCELED);
+        ck_assert_ptr_nonnull(mrm_output_error(j.o));
+        job_end(&j);
+
+        /* Freed without commit: the same. */
+        job_start(&j, pages, 1, &c);
+        job_page(&j, 0, 1, 1);
+        mrm_output_free(j.o);
+        j.o = NULL;
+        ck_assert_int_eq(tw_count_entries(j.dir), 0);
+        job_end(&j);
+}
+END_TEST
+
+static void write_file(const char *path, const char *s)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+        close(fd);
+}
+
+static void check_file_is(const char *path, const char *s)
+{
+        char buf[64] = "";
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), (ssize_t)strlen(s));
+        ck_assert_str_eq(buf, s);
+        close(fd);
+}
+
+static int try_create(const char *path, bool overwrite, char *err, size_t errlen,
+                      struct mrm_output **o)
+{
+        static const uint64_t pages[] = { 16 };
+        struct mrm_output_options opt = {
+                .path = path, .fd = -1, .overwrite = overwrite,
+                .writer = tw_small_config(IO_MODE_AUTO),
+        };
+        struct mrm_layout l;
+
+        tw_layout(&l, pages, 1);
+        return mrm_output_create(o, &l, &opt, err, errlen);
+}
+
+START_TEST(test_overwrite)
+{
+        char *dir = tw_mkdtemp();
+        char path[PATH_MAX], link[PATH_MAX], target[PATH_MAX], err[512] = "";
+        struct mrm_output *o = NULL;
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/" OUT, dir);
+        write_file(path, "old");
+        ck_assert_int_eq(try_create(path, false, err, sizeof(err), &o), -EEXIST);
+        ck_assert_msg(strstr(err, path) && strstr(err, "already exists"), "%s", err);
+        check_file_is(path, "old");
+        ck_assert_int_eq(tw_count_entries(dir), 1);
+        /* Asked to overwrite: replaced, but only on commit. */
+        ck_assert_int_eq(try_create(path, true, err, sizeof(err), &o), 0);
+        check_file_is(path, "old");
+        ck_assert_int_eq(mrm_output_commit(o), 0);
+        mrm_output_free(o);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_uint_gt((uint64_t)st.st_size, 1 << 20);
+        ck_assert_int_eq(unlink(path), 0);
+
+        /* A symlink in the final name is never followed. */
+        snprintf(link, sizeof(link), "%s/link.mrm", dir);
+        snprintf(target, sizeof(target), "%s/target", dir);
+        write_file(target, "target");
+        ck_assert_int_eq(symlink("target", link), 0);
+        ck_assert_int_eq(try_create(link, false, err, sizeof(err), &o), -EEXIST);
+        ck_assert_int_eq(try_create(link, true, err, sizeof(err), &o), 0);
+        ck_assert_int_eq(mrm_output_commit(o), 0);
+        mrm_output_free(o);
+        ck_assert_int_eq(lstat(link, &st), 0);
+        ck_assert(S_ISREG(st.st_mode));
+        check_file_is(target, "target");
+        unlink(link);
+        unlink(target);
+        tw_rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_handed_fd)
+{
+        static const uint64_t pages[] = { 600 };
+        _cleanup_free_ uint8_t *tail = NULL;
+        size_t tail_len = tw_trailer(&tail);
+        char *dir = tw_mkdtemp();
+        char path[PATH_MAX], err[512] = "";
+        struct mrm_output_options opt = { .writer = tw_small_config(IO_MODE_AUTO) };
+        struct mrm_layout l, give;
+        struct tw_model m;
+        struct mrm_output *o;
+        struct stat st;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/handed.mrm", dir);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 64 << 20), 0);   /* old, longer content */
+        tw_layout(&l, pages, 1);
+        tw_layout(&give, pages, 1);
+        tw_model_init(&m, &l);
+        opt.fd = fd;
+        ck_assert_msg(mrm_output_create(&o, &give, &opt, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_str_eq(mrm_output_io_mode(o), "direct");
+        for (uint64_t p = 0; p < 600; p += 1 + p % 3)
+                tw_page(o, &m, 0, p, 1);
+        ck_assert_int_eq(mrm_output_append(o, tail, tail_len), 0);
+        ck_assert_int_eq(mrm_output_commit(o), 0);
+        mrm_output_free(o);
+        /* The client's fd stays open and the file where it was. */
+        ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+        tw_check_file(fd, &l, &m, tail, tail_len);
+        ck_assert_int_eq(tw_count_entries(dir), 1);
+
+        /* Aborted: the client's file is emptied, never left looking whole. */
+        tw_layout(&give, pages, 1);
+        ck_assert_int_eq(mrm_output_create(&o, &give, &opt, err, sizeof(err)), 0);
+        tw_page(o, &m, 0, 0, 1);
+        mrm_output_free(o);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(st.st_size, 0);
+        close(fd);
+
+        /* Not writable, not a regular file. */
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        tw_layout(&give, pages, 1);
+        opt.fd = fd;
+        ck_assert_int_eq(mrm_output_create(&o, &give, &opt, err, sizeof(err)), -EBADF);
+        ck_assert_msg(strstr(err, "not a regular file open for writing"), "%s", err);
+        close(fd);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        tw_layout(&give, pages, 1);
+        opt.fd = fd;
+        ck_assert_int_eq(mrm_output_create(&o, &give, &opt, err, sizeof(err)), -EBADF);
+        close(fd);
+
+        unlink(path);
+        tw_model_free(&m);
+        mrm_layout_free(&l);
+        tw_rmdir(dir);
+}
+END_TEST
+
+static void *aligned_pages(unsigned block, uint64_t first, uint64_t n, unsigned pass)
+{
+        void *p = NULL;
+
+        ck_assert_int_eq(posix_memalign(&p, 4096, n * QEMU_TPS), 0);
+        for (uint64_t i = 0; i < n; i++)
+                tw_fill_page((uint8_t *)p + i * QEMU_TPS, block, first + i, pass);
+        return p;
+}
+
+static void record_range(struct job *j, unsigned block, uint64_t first, uint64_t n, unsigned pass)
+{
+        memset(j->m.pass[block] + first, pass, n);
+        j->n_written += n;
+}
+
+/* Zero-copy writes from caller memory, several workers on a fake 2-node
+ * topology, mixed with batched pages. */
+START_TEST(test_write_from_fake_numa)
+{
+        struct writer_config c = tw_small_config(IO_MODE_AUTO);
+        static const uint64_t pages[] = { 1024, 128 };
+        _cleanup_free_ void *a = aligned_pages(0, 10, 300, 1);
+        _cleanup_free_ void *b = aligned_pages(0, 100, 50, 2);
+        _cleanup_free_ void *d = aligned_pages(1, 0, 128, 1);
+        struct job j;
+
+        c.n_workers = 4;
+        c.fake_nodes = 2;
+        job_start(&j, pages, 2, &c);
+        ck_assert_int_eq(mrm_output_write_from(j.o, 0, 10, 300, a, 0), 0);
+        record_range(&j, 0, 10, 300, 1);
+        /* Overlaps pages still in flight: waits, then rewrites them. */
+        ck_assert_int_eq(mrm_output_write_from(j.o, 0, 100, 50, b, 1), 0);
+        record_range(&j, 0, 100, 50, 2);
+        ck_assert_int_eq(mrm_output_write_from(j.o, 1, 0, 128, d, 5), 0);
+        record_range(&j, 1, 0, 128, 1);
+        for (uint64_t p = 500; p < 1024; p++)
+                job_page(&j, 0, p, 3);
+        job_zero(&j, 0, 120);
+        ck_assert_int_eq(mrm_output_write_from(j.o, 0, 0, 1, (uint8_t *)a + 1, -1), -EINVAL);
+        ck_assert_int_eq(mrm_output_write_from(j.o, 0, 1000, 25, a, -1), -ERANGE);
+        ck_assert_int_eq(mrm_output_drain(j.o), 0);
+        job_commit_and_check(&j);
+        job_end(&j);
+}
+END_TEST
+
+START_TEST(test_bad_calls)
+{
+        struct writer_config c = tw_small_config(IO_MODE_AUTO);
+        static const uint64_t pages[] = { 16, 8 };
+        struct mrm_output_options opt = { .fd = -1, .writer = c };
+        char err[512] = "", path[PATH_MAX], *dir;
+        struct mrm_output *o;
+        struct mrm_layout l;
+        void *dst;
+        struct job j;
+
+        job_start(&j, pages, 2, &c);
+        ck_assert_int_eq(mrm_output_page(j.o, 0, 16, &dst), -ERANGE);
+        ck_assert_int_eq(mrm_output_page(j.o, 2, 0, &dst), -EINVAL);
+        ck_assert_int_eq(mrm_output_zero(j.o, 1, 8), -ERANGE);
+        ck_assert_ptr_null(mrm_output_error(j.o));      /* caller mistakes are not job errors */
+        job_commit_and_check(&j);
+        ck_assert_int_eq(mrm_output_page(j.o, 0, 0, &dst), -EALREADY);
+        ck_assert_int_eq(mrm_output_commit(j.o), -EALREADY);
+        mrm_output_abort(j.o);                          /* no-op after commit */
+        ck_assert_int_eq(access(j.path, F_OK), 0);
+        job_end(&j);
+
+        /* Neither a path nor an fd. */
+        tw_layout(&l, pages, 2);
+        ck_assert_int_eq(mrm_output_create(&o, &l, &opt, err, sizeof(err)), -EINVAL);
+        /* A writer configuration out of its limits: nothing left behind. */
+        dir = tw_mkdtemp();
+        snprintf(path, sizeof(path), "%s/bad-config.mrm", dir);
+        opt.path = path;
+        opt.writer.buffer_size = 1000;
+        tw_layout(&l, pages, 2);
+        ck_assert_int_eq(mrm_output_create(&o, &l, &opt, err, sizeof(err)), -EINVAL);
+        tw_rmdir(dir);
+        /* A directory that does not exist. */
+        opt.writer = c;
+        opt.path = "no-such-dir/x.mrm";
+        tw_layout(&l, pages, 2);
+        ck_assert_int_eq(mrm_output_create(&o, &l, &opt, err, sizeof(err)), -ENOENT);
+        ck_assert_msg(strstr(err, "no-such-dir/x.mrm"), "%s", err);
+}
+END_TEST
+
+/* ---- the writer pool on its own ----------------------------------------- */
+
+struct pool_probe {
+        pthread_mutex_t lock;
+        pthread_t thread_of[4];
+        unsigned done_by[4];
+        bool mixed;                     /* a worker ran on two threads */
+};
+
+static void probe_complete(void *opaque, const struct wp_req *r)
+{
+        struct pool_probe *p = opaque;
+
+        pthread_mutex_lock(&p->lock);
+        if (p->done_by[r->worker]++ == 0)
+                p->thread_of[r->worker] = pthread_self();
+        else if (!pthread_equal(p->thread_of[r->worker], pthread_self()))
+                p->mixed = true;
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* Loop index 0: registered buffers; 1: plain writes. */
+START_TEST(test_pool_workers)
+{
+        struct pool_probe probe = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        struct numa_topo topo;
+        struct writer_pool *pool;
+        struct wp_stats st;
+        char name[] = "pool-XXXXXX", err[256] = "";
+        uint8_t got[8192];
+        int fd = mkostemp(name, O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(numa_topo_init(&topo, 2), 0);
+        ck_assert_uint_eq(topo.n_nodes, 2);
+        struct wp_params p = {
+                .topo = &topo, .n_workers = 4, .queue_depth = 2, .slots_per_worker = 3,
+                .buffer_size = 8192, .fd = fd, .no_fixed_buffers = _i == 1,
+                .complete = probe_complete, .opaque = &probe,
+        };
+        ck_assert_msg(wp_new(&pool, &p, err, sizeof(err)) == 0, "%s", err);
+        for (unsigned w = 0; w < 4; w++)
+                ck_assert_uint_eq(wp_worker_node(pool, w), w % 2);
+        /* 40 writes, each pinned to a worker, each 8 KiB of its own byte. */
+        for (unsigned i = 0; i < 40; i++) {
+                struct wp_req *r;
+
+                ck_assert_int_eq(wp_get(pool, (int)(i % 4), &r), 0);
+                ck_assert_uint_eq(r->worker, i % 4);
+                ck_assert_uint_eq((uintptr_t)r->buf % WP_BUFFER_ALIGN, 0);
+                memset(r->buf, (int)i + 1, 8192);
+                r->offset = (uint64_t)i * 8192;
+                r->len = 8192;
+                ck_assert_int_eq(wp_submit(pool, r), 0);
+        }
+        ck_assert_int_eq(wp_drain(pool), 0);
+        wp_get_stats(pool, &st);
+        ck_assert_uint_eq(st.fixed_buffers, _i == 0 ? 4 : 0);
+        ck_assert_uint_ge(st.writes, 40);
+        wp_free(pool);
+        ck_assert(!probe.mixed);
+        for (unsigned w = 0; w < 4; w++)
+                ck_assert_uint_eq(probe.done_by[w], 10);
+        for (unsigned w = 0; w < 4; w++)
+                for (unsigned k = w + 1; k < 4; k++)
+                        ck_assert(!pthread_equal(probe.thread_of[w], probe.thread_of[k]));
+        for (unsigned i = 0; i < 40; i++) {
+                ck_assert_int_eq(pread(fd, got, 8192, (off_t)i * 8192), 8192);
+                for (size_t k = 0; k < 8192; k++)
+                        ck_assert_uint_eq(got[k], i + 1);
+        }
+        close(fd);
+        unlink(name);
+}
+END_TEST
+
+/* A failed write (here: a descriptor opened read-only) fails the pool with
+ * its errno and offset; later calls fail fast. */
+START_TEST(test_pool_error)
+{
+        struct numa_topo topo;
+        struct writer_pool *pool;
+        struct wp_req *r;
+        char name[] = "pool-XXXXXX", err[256] = "";
+        uint64_t off = 0;
+        int fd = mkostemp(name, O_CLOEXEC), rfd;
+
+        ck_assert_int_ge(fd, 0);
+        rfd = open(name, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(rfd, 0);
+        ck_assert_int_eq(numa_topo_init(&topo, 0), 0);
+        struct wp_params p = {
+                .topo = &topo, .n_workers = 1, .queue_depth = 2, .slots_per_worker = 2,
+                .buffer_size = 4096, .fd = rfd,
+        };
+        ck_assert_msg(wp_new(&pool, &p, err, sizeof(err)) == 0, "%s", err);
+        ck_assert_int_eq(wp_get(pool, -1, &r), 0);
+        r->offset = 0x3000;
+        r->len = 4096;
+        ck_assert_int_eq(wp_submit(pool, r), 0);
+        ck_assert_int_eq(wp_drain(pool), -EBADF);
+        ck_assert_int_eq(wp_error(pool, &off), -EBADF);
+        ck_assert_uint_eq(off, 0x3000);
+        ck_assert_int_eq(wp_get(pool, -1, &r), -EBADF);
+        wp_free(pool);
+        close(rfd);
+        close(fd);
+        unlink(name);
+}
+END_TEST
+
+static Suite *writer_suite(void)
+{
+        Suite *s = suite_create("writer");
+        TCase *tc = tcase_create("output");
+
+        tcase_set_timeout(tc, 120);
+        tcase_add_loop_test(tc, test_multi_block, 0, 3);
+        tcase_add_test(tc, test_default_config);
+        tcase_add_test(tc, test_multipass);
+        tcase_add_test(tc, test_abort);
+        tcase_add_test(tc, test_overwrite);
+        tcase_add_test(tc, test_handed_fd);
+        tcase_add_test(tc, test_write_from_fake_numa);
+        tcase_add_test(tc, test_bad_calls);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("pool");
+        tcase_add_loop_test(tc, test_pool_workers, 0, 2);
+        tcase_add_test(tc, test_pool_error);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(writer_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
