@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Jobs (see job.h): creation with the checks at the edge (names, output
- * paths confined to the output dir, handed-over fds, limits), the data
- * channel of a save (a per-job socket or a socketpair), the job thread,
- * state reporting through an eventfd, progress events, cancel, dismiss and
- * the daemon-wide counters.
+ * paths confined to the output dir by job-paths.c, handed-over fds,
+ * limits), the data channel of a save (a per-job socket or a socketpair),
+ * the job thread, state reporting through an eventfd, progress events,
+ * cancel, dismiss and the daemon-wide counters.
  */
 #include "config.h"
 
@@ -1001,7 +1001,7 @@ void job_shutdown(struct job_manager *m, void (*done)(void *userdata), void *use
 void job_manager_set_config(struct job_manager *m, const struct savd_config *cfg)
 {
         unsigned n = cfg->writers ? cfg->writers : cfg->fake_numa_nodes ? cfg->fake_numa_nodes : 1;
-        uint64_t per_worker = cfg->max_inflight_bytes / n;
+        uint64_t per_worker = cfg->max_inflight_bytes / n / SAVD_WRITER_BUFFER;
 
         m->max_jobs = cfg->max_jobs;
         m->limits = (struct savd_limits) {
@@ -1015,9 +1015,10 @@ void job_manager_set_config(struct job_manager *m, const struct savd_config *cfg
                 .fake_nodes = cfg->fake_numa_nodes,
                 .io_mode = cfg->io_mode,
                 .buffer_size = SAVD_WRITER_BUFFER,
-                /* Bound the buffers of each worker by its share of
-                 * max-inflight-bytes (at least two, to keep a pipeline). */
-                .buffers_per_worker = (unsigned)MAX(2, MIN(per_worker / SAVD_WRITER_BUFFER, 4096)),
+                /* max-inflight-bytes only ever lowers the engine's own
+                 * number of buffers per worker (0: its default), keeping at
+                 * least two so that filling and writing overlap. */
+                .buffers_per_worker = per_worker < SAVD_ENGINE_BUFFERS ? (unsigned)MAX(2, per_worker) : 0,
         };
 }
 
