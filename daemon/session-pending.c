@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * TEMPORARY: stand-ins for the sessions (daemon/session-qemu.c,
- * daemon/session-native.c, daemon/restore-qemu.c) until they exist, so
- * that the daemon links.  Each fails the job with "not built".  Remove
- * this file from Makefile.am when the real sessions land.
+ * TEMPORARY: stand-in for the native session (daemon/session-native.c)
+ * until it exists, so that the daemon links.  It fails the job with "not
+ * built".  Remove this file from Makefile.am when the real session lands.
  */
 #include "config.h"
 
@@ -12,13 +11,6 @@
 
 #include "session.h"
 
-int qemu_save_session_run(struct save_request *req, const uint8_t *sniffed, size_t n,
-                          char *err, size_t errlen)
-{
-        snprintf(err, errlen, "QEMU stream session: not built");
-        return -ENOTSUP;
-}
-
 int native_save_session_run(struct save_request *req, const uint8_t *sniffed, size_t n,
                             char *err, size_t errlen)
 {
@@ -26,8 +18,3 @@ int native_save_session_run(struct save_request *req, const uint8_t *sniffed, si
         return -ENOTSUP;
 }
 
-int qemu_restore_session_run(struct restore_request *req, char *err, size_t errlen)
-{
-        snprintf(err, errlen, "QEMU restore session: not built");
-        return -ENOTSUP;
-}

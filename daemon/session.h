@@ -70,3 +70,7 @@ int native_save_session_run(struct save_request *req, const uint8_t *sniffed, si
                             char *err, size_t errlen);
 /* Stream a mapped-ram file into a QEMU waiting on -incoming. */
 int qemu_restore_session_run(struct restore_request *req, char *err, size_t errlen);
+/* Fill a native VMM's memory fds from a mapped-ram file; req->data_fd is
+ * connected to a client speaking the native protocol (it sends the magic
+ * and HELLO with the RESTORE flag first). */
+int native_restore_session_run(struct restore_request *req, char *err, size_t errlen);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libFuzzer harness for the JSON control protocol (proto/control.h): the
+ * framing reader, the request parser with its argument checks, the typed
+ * argument getters and the reply encoders, as the control server chains
+ * them for every line a client sends.
+ *
+ * Input: two chunk sizes (0 = "the rest"), one byte choosing the object
+ * size limit (0 = SAVD_CONTROL_MAX_REQUEST, else 8 * value), then the
+ * bytes a client sends.  The bytes are read once in one piece and once in
+ * chunks of the given sizes (each chunk in a heap buffer of its exact
+ * size); both must yield the same sequence of objects and errors.  For
+ * every request the reply the server would send, echoing the client's
+ * "id", must frame as exactly one line that reads back as a reply.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "control.h"
+
+#define PREFIX_SIZE     3U
+#define ERR_SIZE        256U
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define require(cond) do {                                                      \
+                if (!(cond)) {                                                  \
+                        fprintf(stderr, "%s:%d: invariant failed: %s\n",        \
+                                __FILE__, __LINE__, #cond);                     \
+                        abort();                                                \
+                }                                                               \
+        } while (0)
+
+static uint64_t fnv(uint64_t h, const void *buf, size_t len)
+{
+        const uint8_t *b = buf;
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ b[i]) * 0x100000001b3ULL;
+        return h;
+}
+
+/* Arguments that passed ctl_request_parse() must read back within the
+ * limits of the command table; required ones are present. */
+static void check_args(const struct ctl_request *req)
+{
+        for (const struct ctl_arg *a = req->cmd->args; a->name; a++) {
+                struct json_object *v = NULL;
+                bool present = req->args && json_object_object_get_ex(req->args, a->name, &v);
+
+                require(present || !a->required);
+                switch (a->type) {
+                case CTL_ARG_STRING: {
+                        const char *s = ctl_arg_string(req, a->name);
+                        require(!s == !present);
+                        if (s)
+                                require(s[0] && strlen(s) <= a->max);
+                        break;
+                }
+                case CTL_ARG_BOOL:
+                        require(!present || json_object_is_type(v, json_type_boolean));
+                        require(!present || ctl_arg_bool(req, a->name, false) ==
+                                            ctl_arg_bool(req, a->name, true));
+                        break;
+                case CTL_ARG_UINT:
+                        require(!present || json_object_is_type(v, json_type_int));
+                        require(ctl_arg_uint(req, a->name, 0) <= a->max);
+                        break;
+                }
+        }
+}
+
+/* The reply goes back on the same connection: it must be one line that a
+ * client's reader turns back into one reply object. */
+static void check_reply(struct json_object *reply, enum ctl_message_kind kind)
+{
+        struct ctl_reader rd;
+        struct json_object *back = NULL;
+        char err[ERR_SIZE];
+        char *text;
+        size_t len, used;
+
+        require(reply);
+        require(ctl_format(reply, &text, &len) == 0);
+        require(len > 0 && text[len - 1] == '\n' && text[len] == '\0');
+        require(memchr(text, '\n', len - 1) == NULL);
+        require(ctl_reader_init(&rd, SAVD_CONTROL_MAX_REPLY) == 0);
+        require(ctl_reader_feed(&rd, text, len, &used, &back, err, sizeof(err)) == 1);
+        require(back && ctl_message_kind(back) == kind);
+        json_object_put(back);
+        ctl_reader_done(&rd);
+        free(text);
+}
+
+static void handle(struct json_object *obj)
+{
+        struct ctl_request req;
+        char err[ERR_SIZE];
+
+        (void)ctl_message_kind(obj);
+        int k = ctl_request_parse(&req, obj, err, sizeof(err));
+        if (k == 0) {
+                require(req.cmd && ctl_command_find(req.cmd->name) == req.cmd);
+                require(ctl_command_get(req.cmd->id) == req.cmd);
+                check_args(&req);
+                check_reply(ctl_return_new(NULL, req.id), CTL_MSG_RETURN);
+        } else {
+                require(k == -EINVAL || k == -ENOSYS);
+                require(memchr(err, 0, sizeof(err)) && err[0]);
+                check_reply(ctl_error_new(k, err, req.id), CTL_MSG_ERROR);
+        }
+        ctl_request_done(&req);
+}
+
+/* Feed one chunk; folds every object and error into *h. */
+static void feed(struct ctl_reader *rd, const char *buf, size_t len, uint64_t *h)
+{
+        while (len > 0) {
+                struct json_object *obj = NULL;
+                char err[ERR_SIZE] = "";
+                size_t used = SIZE_MAX;
+                int k = ctl_reader_feed(rd, buf, len, &used, &obj, err, sizeof(err));
+
+                require(used <= len);
+                *h = fnv(*h, &k, sizeof(k));
+                if (k == 0) {
+                        require(used == len && !obj);
+                        return;
+                }
+                if (k == 1) {
+                        require(obj && json_object_is_type(obj, json_type_object));
+                        const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+                        *h = fnv(*h, s, strlen(s));
+                        handle(obj);
+                } else {
+                        require(k == -EBADMSG || k == -EMSGSIZE);
+                        require(!obj && err[0]);
+                        *h = fnv(*h, err, strlen(err));
+                }
+                buf += used;
+                len -= used;
+        }
+}
+
+static uint64_t run(const uint8_t *data, size_t size, const uint8_t *sizes, size_t max)
+{
+        struct ctl_reader rd;
+        uint64_t h = 0xcbf29ce484222325ULL;
+        size_t pos = 0, k = 0;
+
+        require(ctl_reader_init(&rd, max) == 0);
+        while (pos < size) {
+                size_t c = sizes ? sizes[k++ % 2] : 0;
+                c = (c == 0 || c > size - pos) ? size - pos : c;
+                char *chunk = malloc(c);
+                require(chunk);
+                memcpy(chunk, data + pos, c);
+                feed(&rd, chunk, c, &h);
+                free(chunk);
+                pos += c;
+        }
+        h = fnv(h, (bool[]) { ctl_reader_pending(&rd) }, sizeof(bool));
+        ctl_reader_done(&rd);
+        return h;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        if (size < PREFIX_SIZE)
+                return 0;
+        size_t max = data[2] ? (size_t)data[2] * 8 : SAVD_CONTROL_MAX_REQUEST;
+        require(run(data + PREFIX_SIZE, size - PREFIX_SIZE, NULL, max) ==
+                run(data + PREFIX_SIZE, size - PREFIX_SIZE, data, max));
+        return 0;
+}
