@@ -257,6 +257,9 @@ int native_chan_reply(struct native_chan *c, uint16_t request,
                                        text ? MIN(strlen(text), (size_t)SAVD_NATIVE_TEXT_MAX) : 0);
         int r = native_chan_send(c, frame, n);
 
+        if (r == -EPIPE || r == -ECONNRESET)
+                return native_chan_fail(c, r, "the client closed the data channel before "
+                                        "reading savd's reply to %s", native_frame_name(request));
         if (r < 0)
                 return native_chan_fail(c, r, "write to the data channel: %s", strerror(-r));
         return 0;

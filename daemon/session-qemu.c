@@ -285,6 +285,9 @@ static int finish(struct qsave *s)
         if (r < 0)
                 return r;
         r = qstream_finish(s->parser);
+        if (r == -EPIPE)
+                return qsave_fail(s, r, "the data channel closed before the migration was "
+                                  "complete: %s", qstream_error(s->parser));
         if (r < 0)
                 return qsave_fail(s, r, "%s", qstream_error(s->parser));
         if (!s->out)

@@ -91,9 +91,9 @@ int ctl_reader_init(struct ctl_reader *r, size_t max)
         if (!r->tok)
                 return -ENOMEM;
         /* Strict JSON, but the end of one object may be followed directly by
-         * the next one: the caller feeds the rest again. */
-        json_tokener_set_flags(r->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
-                                       JSON_TOKENER_VALIDATE_UTF8);
+         * the next one: the caller feeds the rest again.  UTF-8 is checked
+         * on the complete object (strings_valid()), not by json-c. */
+        json_tokener_set_flags(r->tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
         return 0;
 }
 
@@ -102,6 +102,9 @@ void ctl_reader_done(struct ctl_reader *r)
         if (r->tok)
                 json_tokener_free(r->tok);
         r->tok = NULL;
+        free(r->msg);
+        r->msg = NULL;
+        r->msg_size = 0;
 }
 
 bool ctl_reader_pending(const struct ctl_reader *r)
@@ -112,6 +115,68 @@ bool ctl_reader_pending(const struct ctl_reader *r)
 static bool is_space(char c)
 {
         return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+        for (size_t i = 0; i < len;) {
+                unsigned char c = s[i];
+                uint32_t cp, min;
+                size_t n;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0)
+                        n = 1, cp = c & 0x1f, min = 0x80;
+                else if ((c & 0xf0) == 0xe0)
+                        n = 2, cp = c & 0x0f, min = 0x800;
+                else if ((c & 0xf8) == 0xf0)
+                        n = 3, cp = c & 0x07, min = 0x10000;
+                else
+                        return false;
+                if (len - i - 1 < n)
+                        return false;
+                for (size_t k = 1; k <= n; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (s[i + k] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += n + 1;
+        }
+        return true;
+}
+
+/* Every key and string of a parsed object is UTF-8.  json-c's own check
+ * (JSON_TOKENER_VALIDATE_UTF8) refuses a character split between two
+ * reads and any non-ASCII byte after the object in the same read, so a
+ * request would be accepted or not depending on how its bytes arrived.
+ * Recursion is bounded by the tokener's depth limit. */
+static bool strings_valid(struct json_object *o)
+{
+        switch (json_object_get_type(o)) {
+        case json_type_string:
+                return utf8_valid((const unsigned char *)json_object_get_string(o),
+                                  (size_t)json_object_get_string_len(o));
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        if (!strings_valid(json_object_array_get_idx(o, i)))
+                                return false;
+                return true;
+        case json_type_object: {
+                json_object_object_foreach(o, key, val)
+                        if (!utf8_valid((const unsigned char *)key, strlen(key)) ||
+                            !strings_valid(val))
+                                return false;
+                return true;
+        }
+        default:
+                return true;
+        }
 }
 
 /* Enter the discard state: the rest of the line is skipped. */
@@ -143,6 +208,49 @@ static size_t reader_skip(struct ctl_reader *r, const char *buf, size_t len, siz
         return i;
 }
 
+#define CTL_READER_MSG_MIN     256U
+
+/* Keep n more bytes of the current object; the caller never lets it grow
+ * past max. */
+static int msg_append(struct ctl_reader *r, const char *p, size_t n)
+{
+        size_t need = r->msg_bytes + n;
+
+        if (need > r->msg_size) {
+                size_t size = MAX(r->msg_size * 2, (size_t)CTL_READER_MSG_MIN);
+                size = MAX(MIN(size, r->max), need);
+                char *m = realloc(r->msg, size);
+                if (!m)
+                        return -ENOMEM;
+                r->msg = m;
+                r->msg_size = size;
+        }
+        memcpy(r->msg + r->msg_bytes, p, n);
+        r->msg_bytes += n;
+        return 0;
+}
+
+/* json-c's incremental parse accepts some malformed input when it arrives
+ * split ("{\"job\":1" then "-5}" reads as job 1), so once the tokenizer has
+ * found the end of an object, the object's bytes are parsed again in one
+ * piece and that result counts. */
+static struct json_object *parse_whole(struct ctl_reader *r, enum json_tokener_error *jerr)
+{
+        struct json_object *o;
+
+        json_tokener_reset(r->tok);
+        o = json_tokener_parse_ex(r->tok, r->msg, (int)r->msg_bytes);
+        *jerr = json_tokener_get_error(r->tok);
+        if (o && json_tokener_get_parse_end(r->tok) != r->msg_bytes) {
+                json_object_put(o);
+                o = NULL;
+                *jerr = json_tokener_error_parse_unexpected;
+        }
+        if (!o && *jerr == json_tokener_continue)
+                *jerr = json_tokener_error_parse_eof;
+        return o;
+}
+
 /* Feed the current object's bytes from buf[*i]: up to the end of the line
  * and never more than the limit allows, so an oversized object is noticed
  * before it is buffered.  Returns 1 (object done), 0 (more needed, *i
@@ -161,8 +269,21 @@ static int reader_parse(struct ctl_reader *r, const char *buf, size_t len, size_
 
                 if (o || jerr != json_tokener_continue) {
                         *i += used;
+                        if (o) {
+                                json_object_put(o);
+                                if (msg_append(r, buf + *i - used, used) < 0) {
+                                        snprintf(err, errlen, "out of memory");
+                                        return reader_fail(r, -ENOMEM);
+                                }
+                                o = parse_whole(r, &jerr);
+                        }
                         if (!o) {
                                 snprintf(err, errlen, "malformed JSON: %s", json_tokener_error_desc(jerr));
+                                return reader_fail(r, -EBADMSG);
+                        }
+                        if (!strings_valid(o)) {
+                                json_object_put(o);
+                                snprintf(err, errlen, "malformed JSON: invalid utf-8 string");
                                 return reader_fail(r, -EBADMSG);
                         }
                         r->in_msg = false;
@@ -170,8 +291,11 @@ static int reader_parse(struct ctl_reader *r, const char *buf, size_t len, size_
                         *ret = o;
                         return 1;
                 }
+                if (msg_append(r, buf + *i, part) < 0) {
+                        snprintf(err, errlen, "out of memory");
+                        return reader_fail(r, -ENOMEM);
+                }
                 *i += part;
-                r->msg_bytes += part;
         }
         if (nl) {
                 /* The line ended first: that was the whole request. */

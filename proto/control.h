@@ -82,6 +82,8 @@ struct ctl_reader {
         size_t msg_bytes;               /* bytes of the current object so far */
         bool in_msg;
         bool discarding;                /* skipping to the next newline */
+        char *msg;                      /* those bytes, parsed again in one piece */
+        size_t msg_size;                /* allocated for msg (at most max) */
 };
 
 int ctl_reader_init(struct ctl_reader *r, size_t max);

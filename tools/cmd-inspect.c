@@ -20,6 +20,7 @@
 
 #include "macro.h"
 #include "mrm-reader.h"
+#include "native-file.h"
 #include "savctl.h"
 
 struct inspect_opts {
@@ -77,6 +78,45 @@ static int load(int fd, uint64_t size, struct mrm_file *f, struct mrm_error *err
         return mrm_verify(f, fd_pread, &fd, err);
 }
 
+/* The native record (files saved through savd's native protocol), if
+ * any; a defect in it makes the file invalid.  Returns 0 when there is
+ * one, -ENOENT when not, else the defect. */
+static int load_native(int fd, const struct mrm_file *f, struct native_file_info *ni, int *r,
+                       struct mrm_error *err)
+{
+        struct mrm_error nerr = {};
+        int k = native_file_info(f, fd_pread, &fd, true, ni, &nerr);
+
+        if (k < 0 && k != -ENOENT && *r == 0) {
+                *r = k;
+                *err = nerr;
+        }
+        return k;
+}
+
+static void print_native(const struct native_file_info *ni)
+{
+        if (!ni)
+                return;
+        printf("native:          version %" PRIu32 ", device state %" PRIu64 " bytes at 0x%"
+               PRIx64 ", crc32c 0x%08" PRIx32 "\n", ni->version, ni->blob_len, ni->blob_offset,
+               ni->crc32c);
+}
+
+static struct json_object *json_native(const struct mrm_file *f, const struct native_file_info *ni)
+{
+        struct json_object *o = json_object_new_object(), *ds = json_object_new_object();
+
+        json_object_object_add(o, "version", json_object_new_int((int)ni->version));
+        json_object_object_add(o, "vm-name", json_object_new_string(f->layout.machine));
+        json_object_object_add(ds, "section-offset", json_object_new_uint64(ni->section_offset));
+        json_object_object_add(ds, "blob-offset", json_object_new_uint64(ni->blob_offset));
+        json_object_object_add(ds, "length", json_object_new_uint64(ni->blob_len));
+        json_object_object_add(ds, "crc32c", json_object_new_uint64(ni->crc32c));
+        json_object_object_add(o, "device-state", ds);
+        return o;
+}
+
 static void format_uuid(char out[37], const uint8_t u[QEMU_UUID_LEN])
 {
         snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
@@ -120,7 +160,8 @@ static void print_blocks(const struct mrm_file *f)
         }
 }
 
-static void print_text(const char *path, const struct mrm_file *f)
+static void print_text(const char *path, const struct mrm_file *f,
+                       const struct native_file_info *ni)
 {
         char uuid[37];
 
@@ -146,6 +187,7 @@ static void print_text(const char *path, const struct mrm_file *f)
                        f->vmdesc_len, f->vmdesc_offset);
         else
                 printf("vmdesc:          none\n");
+        print_native(ni);
 }
 
 static void add_u64(struct json_object *o, const char *key, uint64_t v)
@@ -213,7 +255,8 @@ static void json_layout(struct json_object *o, const struct mrm_file *f)
 }
 
 static void print_json(const char *path, uint64_t size, const struct mrm_file *f,
-                       bool read_ok, int r, const struct mrm_error *err)
+                       bool read_ok, int r, const struct mrm_error *err,
+                       const struct native_file_info *ni)
 {
         struct json_object *o = json_object_new_object();
 
@@ -228,6 +271,8 @@ static void print_json(const char *path, uint64_t size, const struct mrm_file *f
         }
         if (read_ok)
                 json_layout(o, f);
+        if (ni)
+                json_object_object_add(o, "native", json_native(f, ni));
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                          JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
@@ -285,10 +330,14 @@ static int run(const struct savctl_ctx *ctx, int argc, char **argv, bool inspect
                 return SAVCTL_EXIT_FAILED;
 
         int r = load(fd, size, &f, &err, &read_ok);
+        struct native_file_info native;
+        const struct native_file_info *ni = NULL;
+        if (read_ok && load_native(fd, &f, &native, &r, &err) == 0)
+                ni = &native;
         if (o.json)
-                print_json(o.path, size, &f, read_ok, r, &err);
+                print_json(o.path, size, &f, read_ok, r, &err, ni);
         else if (inspect && read_ok) {
-                print_text(o.path, &f);
+                print_text(o.path, &f, ni);
                 if (r == 0)
                         printf("status:          valid\n");
         }

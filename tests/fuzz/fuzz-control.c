@@ -79,7 +79,7 @@ static void check_args(const struct ctl_request *req)
 }
 
 /* The reply goes back on the same connection: it must be one line that a
- * client's reader turns back into one reply object. */
+ * client's reader turns back into one reply object.  Takes reply. */
 static void check_reply(struct json_object *reply, enum ctl_message_kind kind)
 {
         struct ctl_reader rd;
@@ -90,6 +90,7 @@ static void check_reply(struct json_object *reply, enum ctl_message_kind kind)
 
         require(reply);
         require(ctl_format(reply, &text, &len) == 0);
+        json_object_put(reply);
         require(len > 0 && text[len - 1] == '\n' && text[len] == '\0');
         require(memchr(text, '\n', len - 1) == NULL);
         require(ctl_reader_init(&rd, SAVD_CONTROL_MAX_REPLY) == 0);
@@ -130,11 +131,11 @@ static void feed(struct ctl_reader *rd, const char *buf, size_t len, uint64_t *h
                 int k = ctl_reader_feed(rd, buf, len, &used, &obj, err, sizeof(err));
 
                 require(used <= len);
-                *h = fnv(*h, &k, sizeof(k));
                 if (k == 0) {
                         require(used == len && !obj);
                         return;
                 }
+                *h = fnv(*h, &k, sizeof(k));
                 if (k == 1) {
                         require(obj && json_object_is_type(obj, json_type_object));
                         const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);

@@ -37,10 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
                 }                                                               \
         } while (0)
 
-static const char long_cap[] =
-        "x-cap-of-255-bytes-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+static char long_cap[SAVD_NAME_MAX + 1];        /* the longest name allowed */
 static const char *const cap_pool[] = { "mapped-ram", "x-ignore-shared", "\"quoted\\\"", long_cap };
 
 /* Byte 0: machine name length (0 and 257 are invalid on purpose);
@@ -50,6 +47,7 @@ static void make_config(const uint8_t *p, struct vmdesc_config *cfg, const char 
 {
         size_t n = p[1] & 0x3f;
 
+        memset(long_cap, 'c', SAVD_NAME_MAX);
         if (n == 0x3f)
                 n = SAVD_MAX_CAPS + 1;
         for (size_t i = 0; i < n; i++)

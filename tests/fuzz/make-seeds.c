@@ -270,7 +270,7 @@ static void built_stream(struct buf *b, bool uuid, bool with_cmd)
         uint8_t page[QEMU_TPS], prefix[VMDESC_PREFIX_SIZE];
 
         b->len = 0;
-        EMIT(b, qemit_header);
+        b->len += (size_t)qemit_header(b->data + b->len, sizeof(b->data) - b->len);
         EMIT(b, qemit_config, &cfg);
         if (with_cmd) {                 /* OPEN_RETURN_PATH, then PING 7 */
                 put_u8(b, QEMU_VM_COMMAND);

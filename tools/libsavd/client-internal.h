@@ -47,5 +47,7 @@ int client_expect_reply(struct savd_client *c, uint16_t request);
 int client_read_bulk(struct savd_client *c, void *dst, size_t n);
 /* The magic and HELLO. */
 int client_hello(struct savd_client *c, uint16_t flags, uint64_t caps, const char *name);
+/* Copy text from savd into a fixed-size field, cut to fit. */
+void client_copy_text(char *dst, size_t size, const char *src);
 /* Usable for a new request? */
 int client_check(struct savd_client *c);

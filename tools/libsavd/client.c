@@ -43,6 +43,14 @@ const struct savd_server_info *savd_client_server(const struct savd_client *c)
         return &c->server;
 }
 
+void client_copy_text(char *dst, size_t size, const char *src)
+{
+        size_t n = strnlen(src, size - 1);
+
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+}
+
 int client_check(struct savd_client *c)
 {
         return c->error;

@@ -48,7 +48,7 @@ int savd_restore_hello(struct savd_client *c, struct savd_restore_info *info)
         if ((r = client_hello(c, SAVD_HELLO_RESTORE, SAVD_CAP_MEMFD | SAVD_CAP_DEVICE_STATE, "")) < 0)
                 return r;
         memset(info, 0, sizeof(*info));
-        snprintf(info->vm_name, sizeof(info->vm_name), "%s", rep->text);
+        client_copy_text(info->vm_name, sizeof(info->vm_name), rep->text);
         c->dev_len = rep->value[7];
         if (c->dev_len > SAVD_NATIVE_MAX_DEVICE_STATE)
                 return client_fail(c, -EPROTO, "savd announced %llu bytes of device state",
@@ -124,7 +124,7 @@ int savd_restore_run(struct savd_client *c, void **blob, size_t *blob_len,
                         .pages_read = rep->value[0], .pages_zero = rep->value[1],
                         .bytes_read = rep->value[2],
                 };
-                snprintf(res->io_mode, sizeof(res->io_mode), "%s", rep->text);
+                client_copy_text(res->io_mode, sizeof(res->io_mode), rep->text);
         }
         *blob = b;
         *blob_len = len;

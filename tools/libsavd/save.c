@@ -158,7 +158,7 @@ int savd_save_complete(struct savd_client *c, struct savd_save_result *res)
                         .pages_written = rep->value[0], .pages_zero = rep->value[1],
                         .bytes_written = rep->value[2], .file_size = rep->value[3],
                 };
-                snprintf(res->io_mode, sizeof(res->io_mode), "%s", rep->text);
+                client_copy_text(res->io_mode, sizeof(res->io_mode), rep->text);
         }
         return 0;
 }
