@@ -46,9 +46,6 @@
 /* How long QEMU may take to close the channel after the last byte: it
  * closes it once it has loaded the stream, which takes milliseconds. */
 #define RESTORE_CLOSE_WAIT_MS   30000
-/* The stream pieces before the first page record: header, configuration
- * (machine name, capability list, uuid) and the block list. */
-#define RESTORE_PROLOGUE_MAX    (QEMIT_HEADER_SIZE + 64U * 1024U)
 
 struct qrestore {
         struct restore_request *req;
@@ -87,7 +84,8 @@ static int send_failed(struct qrestore *s, int r)
         if (cancelled(s))
                 return qr_fail(s, -ECANCELED, "cancelled");
         if (r == -EPIPE || r == -ECONNRESET)
-                return qr_fail(s, r, "the VMM closed the connection after %" PRIu64 " bytes",
+                return qr_fail(s, r, "the VMM closed the connection after %" PRIu64 " bytes "
+                               "(its log says why, e.g. a different machine type or device set)",
                                s->req->bytes_sent ? atomic_load(s->req->bytes_sent) : 0);
         return qr_fail(s, r, "send to the VMM: %s", strerror(-r));
 }
@@ -143,6 +141,7 @@ static int setup_blocks(struct qrestore *s)
         return 0;
 }
 
+/* The stream up to the first page record; with buf NULL only its size. */
 static ssize_t encode_prologue(struct qrestore *s, uint8_t *buf, size_t size)
 {
         const struct mrm_file *f = s->f;
@@ -152,16 +151,25 @@ static ssize_t encode_prologue(struct qrestore *s, uint8_t *buf, size_t size)
                 .caps = caps, .n_caps = f->n_caps,
                 .uuid = f->layout.has_uuid ? f->layout.uuid : NULL,
         };
-        ssize_t a, b, d, e;
+        size_t used = 0;
+        ssize_t k;
 
         for (size_t i = 0; i < f->n_caps; i++)
                 caps[i] = f->caps[i].name;
-        a = qemit_header(buf, size);
-        b = a < 0 ? a : qemit_config(&c, buf + a, size - (size_t)a);
-        d = b < 0 ? b : qemit_ram_start(s->section_id, s->blocks, f->layout.n_blocks,
-                                         buf + a + b, size - (size_t)(a + b));
-        e = d < 0 ? d : qemit_part_header(s->section_id, buf + a + b + d, size - (size_t)(a + b + d));
-        return e < 0 ? e : a + b + d + e;
+        for (int piece = 0; piece < 4; piece++) {
+                uint8_t *p = buf ? buf + used : NULL;
+                size_t left = buf ? size - used : 0;
+                switch (piece) {
+                case 0:  k = qemit_header(p, left); break;
+                case 1:  k = qemit_config(&c, p, left); break;
+                case 2:  k = qemit_ram_start(s->section_id, s->blocks, f->layout.n_blocks, p, left); break;
+                default: k = qemit_part_header(s->section_id, p, left); break;
+                }
+                if (k < 0)
+                        return k;
+                used += (size_t)k;
+        }
+        return (ssize_t)used;
 }
 
 /* Exactly the bytes the session sends, for the job's progress. */
@@ -180,12 +188,13 @@ static uint64_t stream_size(const struct qrestore *s, size_t prologue)
 
 static int send_prologue(struct qrestore *s)
 {
-        _cleanup_free_ uint8_t *buf = malloc(RESTORE_PROLOGUE_MAX);
-        ssize_t n;
+        _cleanup_free_ uint8_t *buf = NULL;
+        ssize_t n = encode_prologue(s, NULL, 0);
 
-        if (!buf)
+        if (n > 0 && !(buf = malloc((size_t)n)))
                 return qr_fail(s, -ENOMEM, "out of memory");
-        n = encode_prologue(s, buf, RESTORE_PROLOGUE_MAX);
+        if (n > 0)
+                n = encode_prologue(s, buf, (size_t)n);
         if (n < 0)
                 return qr_fail(s, (int)n, "the file's configuration or block list cannot be "
                                "sent as a QEMU stream: %s", strerror((int)-n));

@@ -35,6 +35,7 @@
 
 #include "macro.h"
 #include "mrm-output.h"
+#include "mrm-reader.h"
 #include "qemu-stream.h"
 #include "session.h"
 #include "vmdesc.h"
@@ -99,14 +100,17 @@ static int check_block(struct qsave *s, const struct qstream_event *ev)
 {
         const struct savd_limits *lim = s->req->limits;
         const struct qstream_block *b = ev->block.block;
+        char name[MRM_SHOWN_MAX];
 
         if (ev->block.index >= lim->max_blocks)
                 return qsave_fail(s, -E2BIG, "the VM has more than %u RAM blocks (max-blocks)",
                                   lim->max_blocks);
-        if (b->used_length > lim->max_block_size)
+        if (b->used_length > lim->max_block_size) {
+                mrm_shown_name(name, b->name, b->name_len);     /* the VMM chose it */
                 return qsave_fail(s, -E2BIG, "RAM block '%s' is %" PRIu64 " bytes, more than "
-                                  "max-block-size (%" PRIu64 ")", b->name, b->used_length,
+                                  "max-block-size (%" PRIu64 ")", name, b->used_length,
                                   lim->max_block_size);
+        }
         return 0;
 }
 

@@ -388,7 +388,8 @@ static struct json_object *member(struct json_object *o, const char *key)
 /* ---- a restored stream, read back by the parser ------------------------------- */
 
 struct image {
-        size_t n_blocks;
+        size_t n_blocks;                /* kept, at most MAX_TEST_BLOCKS */
+        size_t total_blocks;
         char names[MAX_TEST_BLOCKS][SAVD_NAME_MAX + 1];
         uint64_t lens[MAX_TEST_BLOCKS];
         uint8_t *mem[MAX_TEST_BLOCKS];
@@ -406,7 +407,9 @@ static void image_event(struct image *im, const struct qstream_event *ev)
                 im->cfg = *ev->config;
                 break;
         case QSTREAM_EV_BLOCK:
-                ck_assert_uint_lt(im->n_blocks, MAX_TEST_BLOCKS);
+                im->total_blocks++;
+                if (im->n_blocks == MAX_TEST_BLOCKS)
+                        break;          /* counted, not kept */
                 strcpy(im->names[im->n_blocks], ev->block.block->name);
                 im->lens[im->n_blocks] = ev->block.block->used_length;
                 im->mem[im->n_blocks] = calloc(1, ev->block.block->used_length);
@@ -417,11 +420,14 @@ static void image_event(struct image *im, const struct qstream_event *ev)
                 im->sections++;
                 break;
         case QSTREAM_EV_PAGE:
-                memcpy(im->mem[ev->page.block] + ev->page.page * QEMU_TPS, ev->page.data, QEMU_TPS);
+                if (ev->page.block < im->n_blocks)
+                        memcpy(im->mem[ev->page.block] + ev->page.page * QEMU_TPS, ev->page.data,
+                               QEMU_TPS);
                 im->pages++;
                 break;
         case QSTREAM_EV_ZERO:
-                memset(im->mem[ev->zero.block] + ev->zero.page * QEMU_TPS, 0, QEMU_TPS);
+                if (ev->zero.block < im->n_blocks)
+                        memset(im->mem[ev->zero.block] + ev->zero.page * QEMU_TPS, 0, QEMU_TPS);
                 im->zeros++;
                 break;
         case QSTREAM_EV_DEVICE_TAIL:
@@ -935,6 +941,66 @@ START_TEST(test_no_vmdesc)
 }
 END_TEST
 
+/* Many blocks with the longest names: a block list far larger than any
+ * fixed buffer would hold, both ways. */
+#define MANY_BLOCKS 300
+
+START_TEST(test_many_long_blocks)
+{
+        static char names[MANY_BLOCKS][SAVD_NAME_MAX + 1];
+        struct qemit_block blocks[MANY_BLOCKS];
+        struct qemit_config c = { .machine = "pc-q35-7.2", .machine_len = 10 };
+        struct qemit_cursor cur = {};
+        struct save_result res;
+        struct restore_result rr;
+        struct image im;
+        struct sbuf st = {};
+        uint8_t *big = malloc(1 << 20);
+
+        ck_assert_ptr_nonnull(big);
+        for (size_t i = 0; i < MANY_BLOCKS; i++) {
+                memset(names[i], 'a' + i % 26, SAVD_NAME_MAX);
+                snprintf(names[i], 8, "%05zu", i);
+                names[i][5] = '-';
+                blocks[i] = (struct qemit_block) { names[i], SAVD_NAME_MAX, 2 * QEMU_TPS };
+        }
+        SB_EMIT(&st, qemit_header(buf, size));
+        SB_EMIT(&st, qemit_config(&c, buf, size));
+        ssize_t n = qemit_ram_start(HB_ID, blocks, MANY_BLOCKS, big, 1 << 20);
+        ck_assert_int_gt(n, 64 << 10);
+        sb_put(&st, big, (size_t)n);
+        SB_EMIT(&st, qemit_part_header(HB_ID, buf, size));
+        for (size_t i = 0; i < MANY_BLOCKS; i++) {
+                n = qemit_page_header(&cur, blocks, MANY_BLOCKS, i, 1, big, 1 << 20);
+                ck_assert_int_gt(n, 0);
+                sb_put(&st, big, (size_t)n);
+                memset(sb_grow(&st, QEMU_TPS), (int)(i % 251) + 1, QEMU_TPS);
+        }
+        SB_EMIT(&st, qemit_section_tail(HB_ID, buf, size));
+        SB_EMIT(&st, qemit_ram_end(HB_ID, buf, size));
+        sb_u8(&st, QEMU_VM_EOF);
+        free(big);
+
+        run_save(st.p, st.len, work_path("many.mrm"), &plain, &res);
+        ck_assert_msg(res.r == 0, "%s", res.err);
+        run_restore(work_path("many.mrm"), -1, 0, &rr);
+        ck_assert_msg(rr.r == 0, "%s", rr.err);
+        ck_assert_uint_eq(rr.bytes_total, rr.got.len);
+        parse_image(rr.got.p, rr.got.len, &im);
+        ck_assert_msg(im.finish == 0, "%s", im.msg);
+        ck_assert_uint_eq(im.pages, MANY_BLOCKS);
+        ck_assert_uint_eq(im.total_blocks, MANY_BLOCKS);
+        for (size_t i = 0; i < MAX_TEST_BLOCKS; i++) {
+                ck_assert_mem_eq(im.names[i], names[i], SAVD_NAME_MAX);
+                check_page(im.mem[i], 0, 0);
+                check_page(im.mem[i], 1, (uint8_t)(i % 251 + 1));
+        }
+        image_free(&im);
+        free(rr.got.p);
+        free(st.p);
+}
+END_TEST
+
 /* ---- refusals ---------------------------------------------------------------- */
 
 enum refusal {
@@ -1320,6 +1386,7 @@ static Suite *suite(bool with_data)
 
         tcase_add_test(tc, test_multipass);
         tcase_add_test(tc, test_no_vmdesc);
+        tcase_add_test(tc, test_many_long_blocks);
         tcase_add_loop_test(tc, test_refusals, 0, _R_MAX);
         tcase_add_test(tc, test_truncated);
         tcase_add_test(tc, test_failed_fd_output);

@@ -9,7 +9,8 @@
  * size limit (0 = SAVD_CONTROL_MAX_REQUEST, else 8 * value), then the
  * bytes a client sends.  The bytes are read once in one piece and once in
  * chunks of the given sizes (each chunk in a heap buffer of its exact
- * size); both must yield the same sequence of objects and errors.  For
+ * size); both must yield the same sequence of objects and errors (which
+ * error it is may differ, see feed()).  For
  * every request the reply the server would send, echoing the client's
  * "id", must frame as exactly one line that reads back as a reply.
  */
@@ -135,16 +136,19 @@ static void feed(struct ctl_reader *rd, const char *buf, size_t len, uint64_t *h
                         require(used == len && !obj);
                         return;
                 }
-                *h = fnv(*h, &k, sizeof(k));
+                *h = fnv(*h, (uint8_t[]) { k == 1 }, 1);
                 if (k == 1) {
                         require(obj && json_object_is_type(obj, json_type_object));
                         const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
                         *h = fnv(*h, s, strlen(s));
                         handle(obj);
                 } else {
+                        /* Which error, and its text, may depend on the split:
+                         * json-c's incremental tokenizer lets a malformed
+                         * number through that a one-piece parse stops at
+                         * (the reader then refuses the object as a whole). */
                         require(k == -EBADMSG || k == -EMSGSIZE);
                         require(!obj && err[0]);
-                        *h = fnv(*h, err, strlen(err));
                 }
                 buf += used;
                 len -= used;

@@ -32,6 +32,7 @@
 #include "macro.h"
 #include "mrm-layout.h"
 #include "mrm-reader.h"
+#include "native.h"
 #include "qemu-emit.h"
 #include "qemu-stream.h"
 #include "vmdesc.h"
@@ -255,7 +256,22 @@ static void q72_seeds(const char *testdata)
 /* A complete small stream from savd's encoders: two blocks, pages, zero
  * pages and CONTINUE records over a START, a PART and an END section,
  * a device section, EOF and a vmdesc trailer. */
-static void built_stream(struct buf *b, bool uuid, bool with_cmd)
+enum cfg_kind {
+        CFG_PLAIN,
+        CFG_UUID,
+        CFG_CAPS,               /* a capability subsection (refused by savd) */
+        CFG_PAGE_BITS,          /* a target-page-bits subsection */
+};
+
+static void put_subsection(struct buf *b, const char *name)
+{
+        put_u8(b, QEMU_VM_SUBSECTION);
+        put_u8(b, (uint8_t)strlen(name));
+        put(b, name, strlen(name));
+        put_u32(b, 1);          /* version */
+}
+
+static void built_stream(struct buf *b, enum cfg_kind kind, bool with_cmd)
 {
         static const uint8_t id[QEMU_UUID_LEN] = { 0x12, 0x34, 0x56, 0x78, 1, 2, 3, 4,
                                                    5, 6, 7, 8, 9, 10, 11, 12 };
@@ -265,13 +281,22 @@ static void built_stream(struct buf *b, bool uuid, bool with_cmd)
                 { "pc.ram", 6, 4 * QEMU_TPS },
                 { "/rom@etc/acpi/tables", 20, QEMU_TPS },
         };
-        struct qemit_config cfg = { "pc-q35-7.2", 10, NULL, 0, uuid ? id : NULL };
+        static const char *const caps[] = { "x-ignore-shared", "events" };
+        struct qemit_config cfg = { "pc-q35-7.2", 10, NULL, 0, kind == CFG_UUID ? id : NULL };
         struct qemit_cursor cur = {};
         uint8_t page[QEMU_TPS], prefix[VMDESC_PREFIX_SIZE];
 
         b->len = 0;
         b->len += (size_t)qemit_header(b->data + b->len, sizeof(b->data) - b->len);
+        if (kind == CFG_CAPS) {
+                cfg.caps = caps;
+                cfg.n_caps = ELEMENTSOF(caps);
+        }
         EMIT(b, qemit_config, &cfg);
+        if (kind == CFG_PAGE_BITS) {
+                put_subsection(b, QEMU_CFG_SUB_PAGEBITS);
+                put_u32(b, 12);
+        }
         if (with_cmd) {                 /* OPEN_RETURN_PATH, then PING 7 */
                 put_u8(b, QEMU_VM_COMMAND);
                 put_u16(b, 1);
@@ -313,12 +338,16 @@ static void built_stream_seeds(void)
 
         if (!b)
                 die("out of memory");
-        built_stream(b, false, false);
+        built_stream(b, CFG_PLAIN, false);
         stream_seed("built-plain", whole, b);
-        built_stream(b, true, false);
+        built_stream(b, CFG_UUID, false);
         stream_seed("built-uuid-bytewise", bytes, b);
-        built_stream(b, false, true);
+        built_stream(b, CFG_PLAIN, true);
         stream_seed("built-commands", odd, b);
+        built_stream(b, CFG_CAPS, false);
+        stream_seed("built-caps", whole, b);
+        built_stream(b, CFG_PAGE_BITS, false);
+        stream_seed("built-page-bits", odd, b);
         free(b);
 }
 
@@ -344,21 +373,78 @@ static void sparse_extent(struct sparse *s, uint64_t off, const void *data, size
         put(&s->b, data, len);
 }
 
-/* A file laid out by savd's own layout code: prologue, each block's record
- * and bitmap (with the given bit pattern), the RAM tail, a few bytes of
- * device state, EOF and vmdesc. */
+/* A command that may stand between sections: PING with a be32 payload. */
+static void put_ping(struct buf *b, uint32_t v)
+{
+        put_u8(b, QEMU_VM_COMMAND);
+        put_u16(b, 2);
+        put_u16(b, 4);
+        put_u32(b, v);
+}
+
+#define PING_SIZE       9U
+#define PAGE_BITS_SIZE  (2U + sizeof(QEMU_CFG_SUB_PAGEBITS) - 1 + 4 + 4)
+
+/*
+ * The prologue of l, whose machine name is PING_SIZE + PAGE_BITS_SIZE
+ * bytes longer than needed, rewritten with a name that much shorter plus a
+ * target-page-bits subsection and a PING command before the RAM section:
+ * the same size, so every offset of the layout still holds.
+ */
+static void prologue_with_extras(const struct mrm_layout *l, struct buf *out)
+{
+        struct buf *p = calloc(1, sizeof(*p));
+        size_t short_len = l->machine_len - PING_SIZE - PAGE_BITS_SIZE, start;
+
+        if (!p)
+                die("out of memory");
+        p->len = mrm_encode_prologue(l, p->data);
+        /* START "ram": 01, be32 id, 03 "ram" */
+        for (start = 0; start + 8 <= p->len; start++)
+                if (p->data[start] == QEMU_VM_SECTION_START &&
+                    get_be32(p->data + start + 1) == l->ram_section_id &&
+                    memcmp(p->data + start + 5, "\x03ram", 4) == 0)
+                        break;
+        size_t subs = QEMIT_HEADER_SIZE + 5 + l->machine_len;
+        if (start + 8 > p->len || start < subs)
+                die("prologue: START not found");
+        out->len = 0;
+        put(out, p->data, QEMIT_HEADER_SIZE);
+        put_u8(out, QEMU_VM_CONFIGURATION);
+        put_u32(out, (uint32_t)short_len);
+        put(out, l->machine, short_len);
+        put(out, p->data + subs, start - subs);         /* the capabilities */
+        put_subsection(out, QEMU_CFG_SUB_PAGEBITS);
+        put_u32(out, 12);
+        put_ping(out, 7);
+        put(out, p->data + start, p->len - start);
+        if (out->len != p->len)
+                die("prologue: size changed");
+        free(p);
+}
+
+/* A file laid out by savd's own layout code: prologue (or the one given),
+ * each block's record and bitmap (with the given bit pattern), the RAM
+ * tail, optionally a command, a few bytes of device state, EOF and
+ * vmdesc. */
 static void built_mrm(struct sparse *s, const struct mrm_layout *l, uint8_t flags,
-                      uint64_t bitmap_word, const char *json)
+                      uint64_t bitmap_word, const char *json, const struct buf *prologue,
+                      bool tail_cmd)
 {
         uint8_t rec[512], dev[32];
         struct buf *tmp = calloc(1, sizeof(*tmp));
+        uint64_t dev_at = l->device_offset + (tail_cmd ? PING_SIZE : 0);
 
         if (!tmp)
                 die("out of memory");
-        uint64_t size = l->device_offset + sizeof(dev) + mrm_trailer_size(strlen(json));
+        uint64_t size = dev_at + sizeof(dev) + mrm_trailer_size(strlen(json));
         sparse_begin(s, size, flags);
-        tmp->len = mrm_encode_prologue(l, tmp->data);
-        sparse_extent(s, 0, tmp->data, tmp->len);
+        if (prologue) {
+                sparse_extent(s, 0, prologue->data, prologue->len);
+        } else {
+                tmp->len = mrm_encode_prologue(l, tmp->data);
+                sparse_extent(s, 0, tmp->data, tmp->len);
+        }
         for (size_t i = 0; i < l->n_blocks; i++) {
                 const struct mrm_block *b = &l->blocks[i];
                 size_t n = mrm_encode_block_record(b, rec);
@@ -369,12 +455,14 @@ static void built_mrm(struct sparse *s, const struct mrm_layout *l, uint8_t flag
                 sparse_extent(s, b->bitmap_offset, word, sizeof(word));
         }
         tmp->len = mrm_encode_ram_tail(l, tmp->data);
+        if (tail_cmd)
+                put_ping(tmp, 9);
         sparse_extent(s, l->ram_end_offset, tmp->data, tmp->len);
         memset(dev, 0, sizeof(dev));
         dev[0] = QEMU_VM_SECTION_FULL;
-        sparse_extent(s, l->device_offset, dev, sizeof(dev));
+        sparse_extent(s, dev_at, dev, sizeof(dev));
         tmp->len = mrm_encode_trailer(json, strlen(json), tmp->data);
-        sparse_extent(s, l->device_offset + sizeof(dev), tmp->data, tmp->len);
+        sparse_extent(s, dev_at + sizeof(dev), tmp->data, tmp->len);
         free(tmp);
 }
 
@@ -433,16 +521,17 @@ static void mrm_seeds(void)
         if (!s)
                 die("out of memory");
         layout_q10_like(&l, false);
-        built_mrm(s, &l, 0, 0x9249249249249249ULL, vmdesc);
+        built_mrm(s, &l, 0, 0x9249249249249249ULL, vmdesc, NULL, false);
         check_valid(s, "q10-like");
         write_seed("mrm-reader", "q10-like", s->b.data, s->b.len);
-        built_mrm(s, &l, 0x21, 0x1, vmdesc);
+        built_mrm(s, &l, 0x21, 0x1, vmdesc, NULL, true);
         check_valid(s, "q10-like-short-reads");
         write_seed("mrm-reader", "q10-like-short-reads", s->b.data, s->b.len);
         mrm_layout_free(&l);
 
         layout_q10_like(&l, true);
-        built_mrm(s, &l, 0, ~0ULL, "{\"configuration\":{},\"page_size\":4096,\"devices\":[{}]}");
+        built_mrm(s, &l, 0, ~0ULL, "{\"configuration\":{},\"page_size\":4096,\"devices\":[{}]}",
+                  NULL, false);
         check_valid(s, "uuid-all-present");
         write_seed("mrm-reader", "uuid-all-present", s->b.data, s->b.len);
         mrm_layout_free(&l);
@@ -451,10 +540,25 @@ static void mrm_seeds(void)
         if (mrm_layout_init(&l, "pc", 2, 7) < 0 || mrm_layout_add_block(&l, "b", 1, QEMU_TPS, QEMU_TPS) < 0 ||
             mrm_layout_compute(&l) < 0)
                 die("layout");
-        built_mrm(s, &l, 0x03, 0x1, vmdesc);
+        built_mrm(s, &l, 0x03, 0x1, vmdesc, NULL, false);
         check_valid(s, "one-page");
         write_seed("mrm-reader", "one-page", s->b.data, s->b.len);
         mrm_layout_free(&l);
+
+        /* target-page-bits and a command in the stream portion */
+        static const char name[] = "pc-q35-7.2" "........................" ".........................";
+        struct buf *pro = calloc(1, sizeof(*pro));
+        if (!pro || sizeof(name) - 1 != 10 + PING_SIZE + PAGE_BITS_SIZE ||
+            mrm_layout_init(&l, name, sizeof(name) - 1, 2) < 0 ||
+            mrm_layout_add_block(&l, "pc.ram", 6, 64 * QEMU_TPS, QEMU_TPS) < 0 ||
+            mrm_layout_compute(&l) < 0)
+                die("layout");
+        prologue_with_extras(&l, pro);
+        built_mrm(s, &l, 0, 0x8000000000000001ULL, vmdesc, pro, true);
+        check_valid(s, "page-bits-commands");
+        write_seed("mrm-reader", "page-bits-commands", s->b.data, s->b.len);
+        mrm_layout_free(&l);
+        free(pro);
         free(s);
 }
 
@@ -571,6 +675,57 @@ static void vmdesc_seeds(void)
         write_seed("vmdesc", "suppressed", "\xff\x3f\x04\x00\x00\x00\x01\x00", 8);
 }
 
+/* ---- native frame seeds ------------------------------------------------ */
+
+static void native_frames(struct buf *b, bool reply_side)
+{
+        static const uint64_t values[SAVD_REPLY_VALUES] = { 1, SAVD_CAP_ALL, 1024, 1ULL << 44 };
+        uint8_t f[NATIVE_HEAD_MAX], mask[1] = { 0x0d }, page[SAVD_NATIVE_PAGE_SIZE];
+
+        if (reply_side) {
+                put(b, f, native_encode_reply(f, SAVD_FRAME_HELLO, values, "pc-q35", 6));
+                put(b, f, native_encode_block(f, 4 * SAVD_NATIVE_PAGE_SIZE, 0, "pc.ram", 6, false));
+                put(b, f, native_encode_device_state(f, 3));
+                put(b, "dev", 3);
+                put(b, f, native_encode_error(f, EIO, "write failed", 12));
+                return;
+        }
+        put(b, f, native_encode_hello(f, 0, SAVD_CAP_ALL, "vm1", 3));
+        put(b, f, native_encode_block(f, 4 * SAVD_NATIVE_PAGE_SIZE, 0, "pc.ram", 6, true));
+        put(b, f, native_encode_block(f, SAVD_NATIVE_PAGE_SIZE, 1 << 20, "/rom@etc/acpi/tables",
+                                      20, false));
+        put(b, f, native_encode_empty(f, SAVD_FRAME_START, 0));
+        put(b, f, native_encode_dirty(f, 0, 64));
+        /* pages 0..3 of block 0: 0, 2 and 3 zero, page 1 with data */
+        put(b, f, native_encode_pages(f, 0, 0, 4, mask));
+        memset(page, 0x5a, sizeof(page));
+        put(b, page, sizeof(page));
+        put(b, f, native_encode_empty(f, SAVD_FRAME_SCAN, SAVD_SCAN_FINAL | SAVD_SCAN_ALL));
+        put(b, f, native_encode_device_state(f, 16));
+        put(b, "device-state-16b", 16);
+        put(b, f, native_encode_empty(f, SAVD_FRAME_COMPLETE, 0));
+}
+
+static void native_seeds(void)
+{
+        struct buf *b = calloc(1, sizeof(*b));
+
+        if (!b)
+                die("out of memory");
+        put(b, "\0\0\0\0\x28", 5);         /* whole; 1 MiB device state */
+        native_frames(b, false);
+        write_seed("native", "save-session", b->data, b->len);
+        b->len = 0;
+        put(b, "\x01\x03\x10\x00\x29", 5); /* split; bulk taken by the caller */
+        native_frames(b, false);
+        write_seed("native", "save-session-zero-copy", b->data, b->len);
+        b->len = 0;
+        put(b, "\x07\x00\x00\x00\x00", 5);
+        native_frames(b, true);
+        write_seed("native", "restore-replies", b->data, b->len);
+        free(b);
+}
+
 /* ---- control protocol seeds ------------------------------------------- */
 
 static void control_seeds(void)
@@ -638,6 +793,7 @@ int main(int argc, char **argv)
         vmdesc_q10_seed(testdata);
         vmdesc_seeds();
         control_seeds();
+        native_seeds();
         if (mismatches)
                 fprintf(stderr, "%d seed(s) differ from what the encoders produce now\n",
                         mismatches);

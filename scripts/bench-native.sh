@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Native-protocol benchmark: zero-copy save and native restore of a guest
+# through savd, against the disk's O_DIRECT ceilings and against QEMU 7.2's
+# own migration of the same RAM.
+#
+#   scripts/bench-native.sh [DIR] [GUEST_MIB]     (defaults: /var/tmp 2048)
+#
+# In one run, on the file system of DIR:
+#   1. fio writes GUEST_MIB/2 MiB (the data the save writes) with io_uring,
+#      O_DIRECT, 1 MiB blocks, queue depth 32 and a final fsync: the write
+#      ceiling; then reads it back the same way: the read ceiling;
+#   2. the real daemon saves the example VMM's guest (tools/example-vmm:
+#      GUEST_MIB of memfd RAM, 1 MiB chunks half random, half zero) zero-
+#      copy: data throughput = page bytes written / time from START to the
+#      durable COMPLETE; wall time = connect to COMPLETE;
+#   3. the saved file is restored into a new example VMM by the native
+#      restore session (tests/native-serve runs it as a restore job does):
+#      read throughput = page bytes read / session time;
+#   4. QEMU 7.2 (paused, the same RAM content in a memory-backend-file,
+#      bandwidth limit lifted) migrates to a socket that discards
+#      everything (`migrate unix:`): its total-time.
+# Printed: each figure, the ratios and the targets (save >= 0.90 of the
+# write ceiling, wall time <= 0.5 of QEMU's, restore >= 0.85 of the read
+# ceiling).  Needs fio, socat, python3, qemu-system-x86_64, a built tree
+# (SAVD_BUILDDIR, default _build) and about 2 GUEST_MIB of free memory.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+export top_srcdir=$top
+export top_builddir=${SAVD_BUILDDIR:-$top/_build}
+dir=${1:-/var/tmp}
+mib=${2:-2048}
+data_mib=$((mib / 2))
+
+source "$top/tests/functions.sh"
+source "$top/tests/vm-functions.sh"
+requires fio socat python3 qemu-system-x86_64
+VMM=$top_builddir/tools/example-vmm
+SERVE=$top_builddir/tests/native-serve
+[[ -x $VMM && -x $SERVE && -x $SAVD ]] ||
+        fail "build first: make -C $top_builddir all tests/native-serve"
+[[ -d $dir && -w $dir ]] || fail "'$dir' is not a writable directory"
+work=$(mktemp -d "$dir/savd-bench-native.XXXXXX")
+on_cleanup "rm -rf '$work'"
+
+field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+
+# MiB/s of an fio run: rw (write|read) over $work/fio.dat.
+fio_mibs()
+{
+        local extra=()
+        [[ $1 == write ]] && extra=(--end_fsync=1)
+        fio --name=ceiling --filename="$work/fio.dat" --ioengine=io_uring --direct=1 --bs=1M \
+            --iodepth=32 --rw="$1" --size="${data_mib}M" "${extra[@]}" --output-format=json \
+            >"$work/fio.json"
+        python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0][sys.argv[2]]
+print("%.1f" % (j["bw_bytes"] / 2**20))' "$work/fio.json" "$1"
+}
+
+echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
+     "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
+echo "target:  $dir ($(findmnt -no FSTYPE --target "$dir") on $(findmnt -no SOURCE --target "$dir"))," \
+     "guest $mib MiB, $data_mib MiB of it data"
+
+note "fio ceilings"
+fio_write=$(fio_mibs write)
+fio_read=$(fio_mibs read)
+rm -f "$work/fio.dat"
+
+note "savd zero-copy save"
+mkdir -p "$work/out"
+start_daemon_args --runtime-dir "$runtime" --output-dir "$work/out"
+"$SAVCTL" --socket "$sock" --json save bench --output bench.mrm >"$work/save.json"
+read -r job uri < <(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1])); print(r["job"], r["data-uri"])' "$work/save.json")
+ramdir=$(vm_ram_dir)
+on_cleanup "rm -rf '$ramdir'"
+"$VMM" save "$uri" --mem "$mib" --pattern half --quiet --dump "$ramdir/ram" >"$work/save.out"
+"$SAVCTL" --socket "$sock" wait "$job" >/dev/null || fail "the save job failed"
+"$SAVCTL" verify "$work/out/bench.mrm" >/dev/null || fail "the saved file does not verify"
+stop_daemon
+save_mibs=$(field save-data-mib-per-s "$work/save.out")
+save_wall=$(field save-seconds "$work/save.out")
+save_io=$(sed -n 's/.*, io \(.*\)$/\1/p' "$work/save.out")
+
+note "native restore"
+vsock=$work/vmm.sock
+"$VMM" restore --listen "$vsock" >"$work/restore.out" &
+vpid=$!
+vm_wait_socket "$vsock"
+"$SERVE" restore "$work/out/bench.mrm" "unix:$vsock" >"$work/serve.out"
+wait "$vpid"
+restore_bytes=$(sed -n 's/^restore: \([0-9]*\) bytes read.*/\1/p' "$work/restore.out")
+restore_s=$(field restore-seconds "$work/serve.out")
+restore_io=$(sed -n 's/.*, io \(.*\)$/\1/p' "$work/restore.out")
+restore_mibs=$(python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) / 2**20 / float(sys.argv[2])))" \
+        "$restore_bytes" "$restore_s")
+rm -f "$work/out/bench.mrm"
+
+note "QEMU 7.2 migrate unix: to a discarding socket"
+qsock=$work/discard.sock
+socat -u "UNIX-LISTEN:$qsock" OPEN:/dev/null &
+spid=$!
+on_cleanup "kill $spid 2>/dev/null"
+vm_start bench "$ramdir/ram" "${mib}M"
+on_cleanup "vm_stop bench"
+vm_wait_socket "$qsock"
+vm_migrate bench "unix:$qsock" >"$work/qemu.json"
+qemu_ms=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["total-time"])' "$work/qemu.json")
+qemu_s=$(python3 -c "import sys; print('%.3f' % (int(sys.argv[1]) / 1000))" "$qemu_ms")
+vm_stop bench
+
+echo
+printf '%-34s %10s MiB/s\n' "fio write ceiling (O_DIRECT)" "$fio_write"
+printf '%-34s %10s MiB/s   ratio %s (target >= 0.90), io %s\n' "savd zero-copy save, data" \
+        "$save_mibs" "$(ratio "$save_mibs" "$fio_write")" "$save_io"
+printf '%-34s %10s s       QEMU 7.2 migrate unix: %s s, ratio %s (target <= 0.5)\n' \
+        "savd save wall time" "$save_wall" "$qemu_s" "$(ratio "$save_wall" "$qemu_s")"
+printf '%-34s %10s MiB/s\n' "fio read ceiling (O_DIRECT)" "$fio_read"
+printf '%-34s %10s MiB/s   ratio %s (target >= 0.85), io %s\n' "savd native restore, data" \
+        "$restore_mibs" "$(ratio "$restore_mibs" "$fio_read")" "$restore_io"
