@@ -79,7 +79,6 @@ struct nsave {
         uint64_t dev_len;
         uint32_t dev_crc;
         uint64_t max_device_state;
-        uint64_t node_bytes[NUMA_TOPO_MAX_NODES + 1];  /* [0]: any node */
 };
 
 struct scan {
@@ -93,6 +92,7 @@ struct scan {
         uint64_t granule;               /* 1 MiB granule whose node is cached */
         int granule_node;
         uint64_t looked, queued, zero;
+        uint64_t node_mask;             /* nodes that got writes */
 };
 
 static int output_failed(struct nsave *s, int r)
@@ -389,7 +389,8 @@ static int flush_run(struct scan *sc)
         if (r < 0)
                 return output_failed(s, r);
         sc->queued += sc->run_n;
-        s->node_bytes[node < 0 ? 0 : node + 1] += bytes;
+        if (node >= 0 && node < 64)
+                sc->node_mask |= 1ULL << node;
         shm_counter_add(s->ch.bytes_counter, bytes);
         sc->run_n = 0;
         return 0;
@@ -508,6 +509,7 @@ static int on_scan(struct nsave *s, const struct native_msg *m)
         v[2] = sc.queued;
         v[3] = sc.zero;
         v[4] = sc.queued * PAGE;
+        v[5] = sc.node_mask;
         return native_chan_reply(&s->ch, SAVD_FRAME_SCAN, v, NULL);
 }
 

@@ -12,8 +12,9 @@
 
 #include "zero-scan.h"
 
-typedef uint64_t vec_u64 __attribute__((vector_size(32), may_alias));
-typedef uint64_t u64_alias __attribute__((may_alias));
+/* aligned(1): callers may pass any address (libsavd's inline pages). */
+typedef uint64_t vec_u64 __attribute__((vector_size(32), may_alias, aligned(1)));
+typedef uint64_t u64_alias __attribute__((may_alias, aligned(1)));
 
 #define VEC_PER_STEP 8U                 /* 8 x 32 bytes OR-ed per step */
 

@@ -13,7 +13,7 @@
 
 #define ZERO_SCAN_PAGE 4096U
 
-/* p: ZERO_SCAN_PAGE bytes, 32-byte aligned (page-aligned in practice). */
+/* p: ZERO_SCAN_PAGE bytes at any address. */
 bool zero_page(const void *p);
 /* Scalar reference (tests compare the two). */
 bool zero_page_scalar(const void *p);

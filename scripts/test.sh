@@ -13,7 +13,9 @@ status=0
 make -j"$(nproc)" check || status=$?
 
 # Each Check binary's own summary line, then one closing line for the run.
-grep -h '^[0-9]*%: Checks:' tests/*.log 2>/dev/null | sed 's/^/check: /' || true
+for log in tests/check-*.log; do
+        sed -n "s|^\([0-9]*%: Checks:.*\)|check: ${log%.log}: \1|p" "$log"
+done
 read -r pass fail skip < <(awk '/^# (PASS|FAIL|SKIP|XFAIL|XPASS|ERROR):/ { v[$2] = $3 }
         END { print v["PASS:"]+0, v["FAIL:"]+v["ERROR:"]+v["XPASS:"]+0, v["SKIP:"]+0 }' test-suite.log)
 echo "tests: $pass passed, $fail failed, $skip skipped"

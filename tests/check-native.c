@@ -798,13 +798,14 @@ static void register_guest(struct savd_client *c, struct gblock *g, unsigned n,
         }
 }
 
-static void save_guest(struct gblock *g, unsigned n, const struct save_opts *o,
-                       const void *blob, size_t blob_len)
+/* Returns the NUMA node mask of the (only) pass, 0 for inline saves. */
+static uint64_t save_guest(struct gblock *g, unsigned n, const struct save_opts *o,
+                           const void *blob, size_t blob_len)
 {
         struct srv s;
         struct savd_client *c;
         struct savd_save_result res;
-        struct savd_pass_stats st;
+        struct savd_pass_stats st = { 0 };
 
         srv_init(&s);
         s.sreq.out.writer.fake_nodes = o->fake_nodes;
@@ -828,6 +829,7 @@ static void save_guest(struct gblock *g, unsigned n, const struct save_opts *o,
         savd_client_free(c);
         CHECK(srv_join(&s) == 0, "save session: %s", s.err);
         ck_assert_str_eq(res.io_mode, s.sreq.io_mode);
+        return st.node_mask;
 }
 
 static ssize_t fd_pread(void *opaque, void *buf, size_t len, uint64_t off)
@@ -908,15 +910,18 @@ struct rt_case {
         uint64_t first_mib;
         struct save_opts o;
         size_t blob;
+        uint64_t node_mask;             /* nodes whose writers got pages */
 };
 
 static const struct rt_case rt_cases[] = {
         { "inline, no fds, 3 blocks", 3, 2, { .inline_pages = true }, 3000 },
-        { "one memory fd", 1, 8, { 0 }, 0 },
+        { "one memory fd", 1, 8, { 0 }, 0, 0x1 },
+        /* each block is its own memfd, all below the first 16 MiB stripe */
         { "8 memory fds + 8 dirty bitmaps, 2 fake nodes, 4 workers", 8, 2,
-          { .dirty_logs = true, .fake_nodes = 2, .workers = 4 }, 65536 },
+          { .dirty_logs = true, .fake_nodes = 2, .workers = 4 }, 65536, 0x1 },
+        /* 40 and 41 MiB: stripes on fake nodes 0, 1 and 2 */
         { "2 blocks across fake-node stripes, 3 nodes, buffered", 2, 40,
-          { .fake_nodes = 3, .workers = 3, .io_mode = IO_MODE_BUFFERED }, 1 },
+          { .fake_nodes = 3, .workers = 3, .io_mode = IO_MODE_BUFFERED }, 1, 0x7 },
 };
 
 START_TEST(test_roundtrip)
@@ -935,7 +940,7 @@ START_TEST(test_roundtrip)
                 gblock_new(&g[i], name, (t->first_mib + i) * MIB + (i % 2 ? 3 * PAGE : 0));
                 gblock_fill(&g[i], 1000 + i + 17 * (uint64_t)_i);
         }
-        save_guest(g, t->n_blocks, &t->o, blob, t->blob);
+        ck_assert_uint_eq(save_guest(g, t->n_blocks, &t->o, blob, t->blob), t->node_mask);
         ck_assert_uint_eq(dir_entries(), 1);            /* the file, no leftovers */
         verify_file(out_path, t->blob);
         restore_compare(out_path, g, t->n_blocks, blob, t->blob);

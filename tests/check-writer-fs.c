@@ -153,7 +153,7 @@ static int setup_namespace(void)
                 fprintf(stderr, "check-writer-fs: needs root to mount, skipped\n");
                 return -EPERM;
         }
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0) {
                 fprintf(stderr, "check-writer-fs: no private mount namespace (%s), skipped\n",
                         strerror(errno));
                 return -errno;

@@ -3,7 +3,8 @@
  * savctl inspect FILE [--json] and savctl verify FILE: read a mapped-ram
  * file with the proto/ reader over pread(2), run the structural verifier,
  * and print what was found (machine, capabilities, blocks with offsets and
- * page counts, device state, vmdesc) or the first defect with its offset.
+ * page counts, device state, vmdesc, and the native record of files saved
+ * through savd's native protocol) or the first defect with its offset.
  * Exit codes: 0 valid, 4 invalid, 1 when the file cannot be opened or read.
  */
 #include "config.h"

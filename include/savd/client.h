@@ -114,6 +114,7 @@ struct savd_pass_stats {
         uint64_t pages_queued;          /* pages being written */
         uint64_t pages_zero;
         uint64_t bytes_queued;
+        uint64_t node_mask;             /* bit n: pages went to NUMA node n's writers */
 };
 /* One zero-copy pass over the dirty pages of blocks with memory fds
  * (every page on a block's first pass, or with SAVD_SCAN_ALL);

@@ -116,7 +116,8 @@ struct savd_pages {
  *              restore: 0 pages read, 1 pages zero, 2 bytes read; text = I/O mode
  *   DIRTY:     0 bitmap bytes mapped
  *   SCAN:      0 pass number (1, 2, ...), 1 pages looked at, 2 pages
- *              queued for writing, 3 zero pages, 4 bytes queued
+ *              queued for writing, 3 zero pages, 4 bytes queued,
+ *              5 bitmask of the NUMA nodes whose writers got pages
  *   DEVICE_STATE: 0 bytes stored
  *   COMPLETE:  0 pages written, 1 zero pages, 2 bytes written, 3 file size;
  *              text = the I/O mode */

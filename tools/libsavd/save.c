@@ -97,8 +97,6 @@ int savd_save_pages(struct savd_client *c, unsigned block, uint64_t first_page,
         const uint8_t *p = data;
         int r;
 
-        if ((uintptr_t)data % 8)
-                return client_fail(c, -EINVAL, "page data must be 8-byte aligned");
         for (uint64_t done = 0; done < npages;) {
                 uint32_t k = (uint32_t)MIN((uint64_t)per, npages - done);
 
@@ -123,7 +121,7 @@ int savd_save_pass(struct savd_client *c, unsigned flags, struct savd_pass_stats
         if (st)
                 *st = (struct savd_pass_stats) {
                         .pass = v[0], .pages_dirty = v[1], .pages_queued = v[2],
-                        .pages_zero = v[3], .bytes_queued = v[4],
+                        .pages_zero = v[3], .bytes_queued = v[4], .node_mask = v[5],
                 };
         return 0;
 }
