@@ -210,6 +210,15 @@ int native_chan_bulk(struct native_chan *c, void *dst, size_t n)
                 size_t used;
                 int r;
 
+                if (c->rpos == c->rlen && n < NATIVE_DIRECT_MIN) {
+                        /* Small pieces (a page): one large read serves many. */
+                        ssize_t k = chan_recv(c, c->rbuf, NATIVE_RBUF_SIZE);
+
+                        if (k < 0)
+                                return (int)k;
+                        c->rpos = 0;
+                        c->rlen = (size_t)k;
+                }
                 if (c->rpos == c->rlen) {
                         /* Nothing buffered: read straight into the destination. */
                         uint64_t left = native_decoder_bulk_left(&c->dec);
@@ -358,7 +367,14 @@ static void bus_install(void)
 
 void native_bus_arm(sigjmp_buf *jb)
 {
+        sigset_t bus;
+
         pthread_once(&bus_once, bus_install);
+        /* A SIGBUS raised while blocked kills the process whatever the
+         * handler: make sure this thread takes it. */
+        sigemptyset(&bus);
+        sigaddset(&bus, SIGBUS);
+        pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
         bus_jmp = jb;
 }
 

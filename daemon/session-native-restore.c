@@ -8,11 +8,13 @@
  * blocks, device-state size) and one BLOCK frame per RAM block.  The
  * client hands over a memory fd for every block (BLOCK, same name and
  * length) and sends START.  savd then checks the device-state blob
- * (CRC-32C) before touching guest memory, empties each block's memory
- * (punching a hole, so pages without data read as zero), reads the present
- * pages with O_DIRECT through io_uring straight into the shared mapping,
- * several reads in flight (daemon/mrm-input.h), sends the blob in a
- * DEVICE_STATE frame and finishes with a REPLY to START.
+ * (CRC-32C) before touching guest memory, makes the pages the file has no
+ * data for read as zero (punching holes where the memory holds anything;
+ * memory that is still a hole, such as a fresh memfd, is left alone and
+ * memory the VMM prefaulted stays in place for the data), reads the
+ * present pages with O_DIRECT through io_uring straight into the shared
+ * mapping, several reads in flight (daemon/mrm-input.h), sends the blob in
+ * a DEVICE_STATE frame and finishes with a REPLY to START.
  *
  * Files saved from a QEMU stream restore too (no device state then): the
  * blocks are the same mapped-ram blocks.
@@ -22,11 +24,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "macro.h"
 #include "mrm-input.h"
 #include "native-file.h"
@@ -51,6 +55,15 @@ struct nrestore {
         uint8_t *blob;
         uint64_t pages_read;
 };
+
+/* Our own file description of a client's fd (for lseek), or -1. */
+static int reopen_for_seek(int fd)
+{
+        char proc[64];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        return open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
 
 static int file_failed(struct nrestore *s, int r)
 {
@@ -218,26 +231,170 @@ static int check_all_given(struct nrestore *s)
         return 0;
 }
 
-/* Pages without data must read as zero: drop what the memory held. */
-static int empty_memory(struct nrestore *s, size_t i)
-{
-        struct native_map *m = &s->blocks[i].mem;
-        sigjmp_buf jb;
+/* ---- zero pages: cleared on a thread of their own ------------------------------- */
 
-        if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)m->offset,
-                      (off_t)m->length) == 0)
-                return 0;
-        /* No hole punching here (e.g. a plain file): write the zeros. */
-        if (sigsetjmp(jb, 0)) {
-                native_bus_disarm();
-                return native_chan_fail(&s->ch, -EFAULT, "the memory of block '%s' became "
-                                        "inaccessible (SIGBUS)", s->f->layout.blocks[i].name);
+/* Pages the file has no data for must read as zero.  A thread of its own
+ * punches holes over them (where the memory holds anything) while the
+ * reads fill the pages that have data: the two touch different pages. */
+struct clearer {
+        struct nrestore *s;
+        int file_fd;                    /* our own, for pread of the bitmaps */
+        bool no_punch;                  /* hole punching refused: write zeros */
+        int r;
+        char err[SESSION_ERR_MAX];
+        pthread_t thread;
+};
+
+/* Where the memory fd has data (allocated pages), asked with SEEK_DATA /
+ * SEEK_HOLE on a file description of our own, in increasing offsets. */
+struct data_cursor {
+        int fd;                         /* -1: unknown, assume data everywhere */
+        uint64_t start, end;            /* current data extent */
+};
+
+static bool has_data(struct data_cursor *d, uint64_t off, uint64_t end)
+{
+        off_t ds, de;
+
+        if (d->fd < 0)
+                return true;
+        if (off >= d->end) {
+                ds = lseek(d->fd, (off_t)off, SEEK_DATA);
+                if (ds < 0 && errno == ENXIO) {
+                        d->start = d->end = UINT64_MAX;
+                        return false;
+                }
+                de = ds < 0 ? -1 : lseek(d->fd, ds, SEEK_HOLE);
+                if (de < 0) {
+                        close(d->fd);
+                        d->fd = -1;
+                        return true;
+                }
+                d->start = (uint64_t)ds;
+                d->end = (uint64_t)de;
         }
-        native_bus_arm(&jb);
-        memset(native_map_ptr(m), 0, m->length);
-        native_bus_disarm();
+        return d->start < end;
+}
+
+/* Pages [a, c) of block i: a hole where the memory holds anything. */
+static void clear_run(struct clearer *z, size_t i, struct data_cursor *d, uint64_t a, uint64_t c)
+{
+        struct native_map *m = &z->s->blocks[i].mem;
+        uint64_t off = m->offset + a * QEMU_TPS, len = (c - a) * QEMU_TPS;
+
+        if (!has_data(d, off, off + len))
+                return;
+        if (!z->no_punch &&
+            fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+                return;
+        z->no_punch = true;     /* e.g. a file system without holes: write zeros */
+        memset(native_map_ptr(m) + a * QEMU_TPS, 0, len);
+}
+
+static int read_bitmap(struct clearer *z, const struct mrm_block *b, uint8_t *buf, size_t len,
+                       uint64_t off)
+{
+        for (size_t done = 0; done < len;) {
+                ssize_t n = pread(z->file_fd, buf + done, len - done, (off_t)(off + done));
+
+                if (n <= 0) {
+                        int r = n < 0 ? -errno : -EIO;
+
+                        snprintf(z->err, sizeof(z->err), "read the bitmap of block '%s' in '%s': "
+                                 "%s", b->name, z->s->req->path, strerror(-r));
+                        return r;
+                }
+                done += (size_t)n;
+        }
         return 0;
 }
+
+/* Every run of clear bits of block i's bitmap, read a chunk at a time. */
+static int clear_block_guarded(struct clearer *z, size_t i, uint8_t *chunk)
+{
+        const struct mrm_block *b = &z->s->f->layout.blocks[i];
+        struct data_cursor d = { .fd = reopen_for_seek(z->s->blocks[i].mem.fd) };
+        uint64_t per = (uint64_t)MRM_BITMAP_CHUNK * 8, run = UINT64_MAX;
+        int r = 0;
+
+        for (uint64_t first = 0; r == 0 && first < b->num_pages; first += per) {
+                uint64_t n = MIN(per, b->num_pages - first);
+
+                r = read_bitmap(z, b, chunk, DIV_ROUND_UP(n, 64) * 8, b->bitmap_offset + first / 8);
+                for (uint64_t p = 0; r == 0 && p < n; p++) {
+                        bool set = (get_le64(chunk + (p / 64) * 8) >> (p % 64)) & 1;
+
+                        if (!set && run == UINT64_MAX)
+                                run = first + p;
+                        else if (set && run != UINT64_MAX) {
+                                clear_run(z, i, &d, run, first + p);
+                                run = UINT64_MAX;
+                        }
+                }
+        }
+        if (r == 0 && run != UINT64_MAX)
+                clear_run(z, i, &d, run, b->num_pages);
+        if (d.fd >= 0)
+                close(d.fd);
+        return r;
+}
+
+static int clear_block(struct clearer *z, size_t i, uint8_t *chunk)
+{
+        sigjmp_buf jb;
+        int r;
+
+        if (sigsetjmp(jb, 0)) {
+                native_bus_disarm();
+                snprintf(z->err, sizeof(z->err), "the memory of block '%s' became inaccessible "
+                         "(SIGBUS)", z->s->f->layout.blocks[i].name);
+                return -EFAULT;
+        }
+        native_bus_arm(&jb);
+        r = clear_block_guarded(z, i, chunk);
+        native_bus_disarm();
+        return r;
+}
+
+static void *clear_main(void *arg)
+{
+        struct clearer *z = arg;
+        uint8_t *chunk = malloc(MRM_BITMAP_CHUNK);
+
+        z->r = chunk ? 0 : -ENOMEM;
+        if (!chunk)
+                snprintf(z->err, sizeof(z->err), "out of memory");
+        for (size_t i = 0; z->r == 0 && i < z->s->f->layout.n_blocks; i++)
+                z->r = clear_block(z, i, chunk);
+        free(chunk);
+        return NULL;
+}
+
+static int clearer_start(struct nrestore *s, struct clearer *z)
+{
+        int r;
+
+        *z = (struct clearer) { .s = s };
+        z->file_fd = s->req->input_fd >= 0 ? fcntl(s->req->input_fd, F_DUPFD_CLOEXEC, 3)
+                                           : open(s->req->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (z->file_fd < 0)
+                return native_chan_fail(&s->ch, -errno, "open '%s': %m", s->req->path);
+        r = pthread_create(&z->thread, NULL, clear_main, z);
+        if (r != 0) {
+                close(z->file_fd);
+                return native_chan_fail(&s->ch, -r, "cannot start a thread: %s", strerror(r));
+        }
+        return 0;
+}
+
+static int clearer_join(struct nrestore *s, struct clearer *z)
+{
+        pthread_join(z->thread, NULL);
+        close(z->file_fd);
+        return z->r < 0 ? native_chan_fail(&s->ch, z->r, "%s", z->err) : 0;
+}
+
+/* ---- reading --------------------------------------------------------------------- */
 
 static int on_run(void *opaque, const struct mrm_run *run)
 {
@@ -253,19 +410,20 @@ static int read_pages(struct nrestore *s)
 {
         size_t n = s->f->layout.n_blocks;
         _cleanup_free_ void **dest = calloc(MAX(n, (size_t)1), sizeof(void *));
-        int r;
+        struct clearer z;
+        int r, rz;
 
         if (!dest)
                 return native_chan_fail(&s->ch, -ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-                if ((r = empty_memory(s, i)) < 0)
-                        return r;
+        for (size_t i = 0; i < n; i++)
                 dest[i] = native_map_ptr(&s->blocks[i].mem);
-        }
+        if ((r = clearer_start(s, &z)) < 0)
+                return r;
         r = mrm_input_read_into(s->in, dest, on_run, s);
+        rz = clearer_join(s, &z);
         if (r < 0)
                 return r == -ECANCELED ? native_chan_fail(&s->ch, r, "cancelled") : file_failed(s, r);
-        return 0;
+        return rz;
 }
 
 static int on_start(struct nrestore *s)

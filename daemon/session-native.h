@@ -27,6 +27,9 @@
 #define NATIVE_RBUF_SIZE        (256U << 10)    /* socket read buffer */
 #define NATIVE_MAX_QUEUED_FDS   4U              /* received, not yet taken */
 #define NATIVE_CMSG_FDS         4U              /* room in one recvmsg */
+/* Bulk reads at least this large go straight to their destination;
+ * smaller ones through the read buffer (fewer system calls). */
+#define NATIVE_DIRECT_MIN       (64U << 10)
 
 struct native_chan {
         int fd;

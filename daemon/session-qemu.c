@@ -198,6 +198,9 @@ static int handle_event(struct qsave *s, const struct qstream_event *ev)
 {
         int r;
 
+        /* The parser delivers pages only after the block list. */
+        if ((ev->type == QSTREAM_EV_PAGE || ev->type == QSTREAM_EV_ZERO) && !s->out)
+                return qsave_fail(s, -EBADMSG, "page record before the output exists");
         switch (ev->type) {
         case QSTREAM_EV_BLOCK:
                 return check_block(s, ev);

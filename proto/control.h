@@ -90,9 +90,10 @@ int ctl_reader_init(struct ctl_reader *r, size_t max);
 void ctl_reader_done(struct ctl_reader *r);
 /* Consume bytes of buf.  Returns 1 with *ret (owned by the caller) when an
  * object is complete, 0 when all of buf was consumed without completing
- * one, or -EBADMSG (malformed, not an object) / -EMSGSIZE (over max) with
- * a message in err.  *consumed says how many bytes were used in every
- * case; call again with the rest. */
+ * one, or -EBADMSG (malformed, not an object, not UTF-8) / -EMSGSIZE
+ * (over max) / -ENOMEM with a message in err.  *consumed says how many
+ * bytes were used in every case; call again with the rest.  The verdict
+ * does not depend on how the bytes are split between calls. */
 int ctl_reader_feed(struct ctl_reader *r, const char *buf, size_t len, size_t *consumed,
                     struct json_object **ret, char *err, size_t errlen);
 /* True when bytes of an unfinished object are buffered. */

@@ -16,13 +16,18 @@
 #      durable COMPLETE; wall time = connect to COMPLETE;
 #   3. the saved file is restored into a new example VMM by the native
 #      restore session (tests/native-serve runs it as a restore job does):
-#      read throughput = page bytes read / session time;
+#      read throughput = page bytes read / time from START to the final
+#      reply; once into RAM the VMM populated beforehand (as with a VMM's
+#      preallocation option: the figure compared with fio, whose buffers
+#      are populated too), once into fresh RAM (the kernel then allocates
+#      every page during the reads);
 #   4. QEMU 7.2 (paused, the same RAM content in a memory-backend-file,
 #      bandwidth limit lifted) migrates to a socket that discards
 #      everything (`migrate unix:`): its total-time.
-# Printed: each figure, the ratios and the targets (save >= 0.90 of the
-# write ceiling, wall time <= 0.5 of QEMU's, restore >= 0.85 of the read
-# ceiling).  Needs fio, socat, python3, qemu-system-x86_64, a built tree
+# Steps 1-3 run REPEAT times (default 3), fio right before savd each time
+# (the disk's speed drifts); printed: each round's figures, the medians of
+# the ratios and the targets (save >= 0.90 of the write ceiling, wall time
+# <= 0.5 of QEMU's, restore >= 0.85 of the read ceiling).  Needs fio, socat, python3, qemu-system-x86_64, a built tree
 # (SAVD_BUILDDIR, default _build) and about 2 GUEST_MIB of free memory.
 set -euo pipefail
 
@@ -65,40 +70,76 @@ echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cp
 echo "target:  $dir ($(findmnt -no FSTYPE --target "$dir") on $(findmnt -no SOURCE --target "$dir"))," \
      "guest $mib MiB, $data_mib MiB of it data"
 
-note "fio ceilings"
-fio_write=$(fio_mibs write)
-fio_read=$(fio_mibs read)
-rm -f "$work/fio.dat"
-
-note "savd zero-copy save"
-mkdir -p "$work/out"
-start_daemon_args --runtime-dir "$runtime" --output-dir "$work/out"
-"$SAVCTL" --socket "$sock" --json save bench --output bench.mrm >"$work/save.json"
-read -r job uri < <(python3 -c 'import json, sys
+# save_round: one zero-copy save through a fresh daemon; sets save_mibs,
+# save_wall, save_io.  The first round also dumps the guest RAM for QEMU.
+save_round()
+{
+        local dump=()
+        [[ -e $ramdir/ram ]] || dump=(--dump "$ramdir/ram")
+        rm -rf "$work/out"
+        mkdir -p "$work/out"
+        start_daemon_args --runtime-dir "$runtime" --output-dir "$work/out"
+        "$SAVCTL" --socket "$sock" --json save bench --output bench.mrm >"$work/save.json"
+        read -r job uri < <(python3 -c 'import json, sys
 r = json.load(open(sys.argv[1])); print(r["job"], r["data-uri"])' "$work/save.json")
+        "$VMM" save "$uri" --mem "$mib" --pattern half --quiet "${dump[@]}" >"$work/save.out"
+        "$SAVCTL" --socket "$sock" wait "$job" >/dev/null || fail "the save job failed"
+        "$SAVCTL" verify "$work/out/bench.mrm" >/dev/null || fail "the saved file does not verify"
+        stop_daemon
+        save_mibs=$(field save-data-mib-per-s "$work/save.out")
+        save_wall=$(field save-seconds "$work/save.out")
+        save_io=$(sed -n 's/.*, io \(.*\)$/\1/p' "$work/save.out")
+}
+
+# restore_mibs [--prefault]: MiB/s of page data from START to the final
+# reply, into a new example VMM (its RAM populated first with --prefault).
+restore_mibs()
+{
+        local vsock=$work/vmm.sock vpid
+        rm -f "$vsock"
+        "$VMM" restore --listen "$vsock" "$@" >"$work/restore.out" &
+        vpid=$!
+        on_cleanup "kill $vpid 2>/dev/null"
+        vm_wait_socket "$vsock"
+        "$SERVE" restore "$work/out/bench.mrm" "unix:$vsock" >"$work/serve.out" ||
+                fail "native restore failed: $(cat "$work/serve.out")"
+        wait "$vpid" || fail "example-vmm restore failed"
+        field restore-data-mib-per-s "$work/restore.out"
+}
+
+# Let the disk finish what earlier steps left behind (the host may still be
+# writing back) before the next measurement starts.
+settle() { sync; sleep "${SETTLE:-3}"; }
+
+median() { python3 -c 'import statistics, sys; print("%.2f" % statistics.median(map(float, sys.argv[1:])))' "$@"; }
+
 ramdir=$(vm_ram_dir)
 on_cleanup "rm -rf '$ramdir'"
-"$VMM" save "$uri" --mem "$mib" --pattern half --quiet --dump "$ramdir/ram" >"$work/save.out"
-"$SAVCTL" --socket "$sock" wait "$job" >/dev/null || fail "the save job failed"
-"$SAVCTL" verify "$work/out/bench.mrm" >/dev/null || fail "the saved file does not verify"
-stop_daemon
-save_mibs=$(field save-data-mib-per-s "$work/save.out")
-save_wall=$(field save-seconds "$work/save.out")
-save_io=$(sed -n 's/.*, io \(.*\)$/\1/p' "$work/save.out")
-
-note "native restore"
-vsock=$work/vmm.sock
-"$VMM" restore --listen "$vsock" >"$work/restore.out" &
-vpid=$!
-vm_wait_socket "$vsock"
-"$SERVE" restore "$work/out/bench.mrm" "unix:$vsock" >"$work/serve.out"
-wait "$vpid"
-restore_bytes=$(sed -n 's/^restore: \([0-9]*\) bytes read.*/\1/p' "$work/restore.out")
-restore_s=$(field restore-seconds "$work/serve.out")
+rounds=${REPEAT:-3}
+declare -a r_save r_wall r_rpf r_rfresh
+printf '%-6s %10s %10s %6s %10s %10s %6s %10s %6s\n' round "fio-write" "save" ratio \
+        "fio-read" "rest-pf" ratio "rest-fresh" ratio
+for ((k = 1; k <= rounds; k++)); do
+        # fio and savd back to back, so that both see the same disk; fio's
+        # file is written after savd's, so that if the host caches recent
+        # writes, fio's reads gain from it at least as much as savd's; each
+        # step starts on a settled disk
+        settle; save_round
+        settle; fio_write=$(fio_mibs write)
+        settle; fio_read=$(fio_mibs read)
+        rm -f "$work/fio.dat"
+        settle; restore_pf=$(restore_mibs --prefault)
+        settle; restore_fresh=$(restore_mibs)
+        r_save+=("$(ratio "$save_mibs" "$fio_write")")
+        r_wall+=("$save_wall")
+        r_rpf+=("$(ratio "$restore_pf" "$fio_read")")
+        r_rfresh+=("$(ratio "$restore_fresh" "$fio_read")")
+        printf '%-6s %10s %10s %6s %10s %10s %6s %10s %6s\n' "$k" "$fio_write" "$save_mibs" \
+                "${r_save[-1]}" "$fio_read" "$restore_pf" "${r_rpf[-1]}" "$restore_fresh" \
+                "${r_rfresh[-1]}"
+done
 restore_io=$(sed -n 's/.*, io \(.*\)$/\1/p' "$work/restore.out")
-restore_mibs=$(python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) / 2**20 / float(sys.argv[2])))" \
-        "$restore_bytes" "$restore_s")
-rm -f "$work/out/bench.mrm"
+rm -rf "$work/out"
 
 note "QEMU 7.2 migrate unix: to a discarding socket"
 qsock=$work/discard.sock
@@ -113,12 +154,16 @@ qemu_ms=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["tota
 qemu_s=$(python3 -c "import sys; print('%.3f' % (int(sys.argv[1]) / 1000))" "$qemu_ms")
 vm_stop bench
 
+wall=$(median "${r_wall[@]}")
 echo
-printf '%-34s %10s MiB/s\n' "fio write ceiling (O_DIRECT)" "$fio_write"
-printf '%-34s %10s MiB/s   ratio %s (target >= 0.90), io %s\n' "savd zero-copy save, data" \
-        "$save_mibs" "$(ratio "$save_mibs" "$fio_write")" "$save_io"
-printf '%-34s %10s s       QEMU 7.2 migrate unix: %s s, ratio %s (target <= 0.5)\n' \
-        "savd save wall time" "$save_wall" "$qemu_s" "$(ratio "$save_wall" "$qemu_s")"
-printf '%-34s %10s MiB/s\n' "fio read ceiling (O_DIRECT)" "$fio_read"
-printf '%-34s %10s MiB/s   ratio %s (target >= 0.85), io %s\n' "savd native restore, data" \
-        "$restore_mibs" "$(ratio "$restore_mibs" "$fio_read")" "$restore_io"
+echo "medians over $rounds rounds (units: MiB/s, seconds):"
+printf '  zero-copy save data / fio write ceiling:    %s (target >= 0.90), io %s\n' \
+        "$(median "${r_save[@]}")" "$save_io"
+printf '  save wall time / QEMU 7.2 migrate unix:     %s s / %s s = %s (target <= 0.5)\n' \
+        "$wall" "$qemu_s" "$(ratio "$wall" "$qemu_s")"
+printf '    (writing %s MiB at the fio ceiling alone takes %s s)\n' "$data_mib" \
+        "$(python3 -c "import sys; print('%.3f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$data_mib" "$fio_write")"
+printf '  restore into prefaulted RAM / fio read:     %s (target >= 0.85), io %s\n' \
+        "$(median "${r_rpf[@]}")" "$restore_io"
+printf '  restore into fresh RAM / fio read:          %s (the kernel populates every page)\n' \
+        "$(median "${r_rfresh[@]}")"

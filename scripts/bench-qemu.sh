@@ -34,4 +34,18 @@ start_savd "$@"
 make_guest_ram "$size"
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
      "kernel $(uname -r), output on $(df --output=source,fstype "$outdir" | tail -n1 | tr -s ' ')"
+# The disk's own O_DIRECT ceilings on the same file system, for scale:
+# savd's durable save and its restore cannot beat them.
+if command -v fio >/dev/null; then
+        for rw in write read; do
+                fio --name=ceiling --filename="$outdir/fio.tmp" --size=1G --bs=1M --iodepth=32 \
+                    --ioengine=io_uring --direct=1 --rw=$rw --output-format=json \
+                    >"$work/fio-$rw.json" 2>"$work/fio-$rw.err" || { echo "fio $rw failed, no ceiling"; continue; }
+                python3 -c 'import json, sys
+bw = json.load(open(sys.argv[1]))["jobs"][0][sys.argv[2]]["bw_bytes"] / 2**30
+print(f"fio O_DIRECT {sys.argv[2]} ceiling (1 MiB, QD 32): {bw:.2f} GiB/s")' \
+                    "$work/fio-$rw.json" "$rw"
+        done
+        rm -f "$outdir/fio.tmp"
+fi
 qemu_timing bench "$size" --runs "$runs" ${json:+--json "$json"}

@@ -5,7 +5,7 @@
 #   san   the whole `make check` with ASan + UBSan (--enable-sanitizers)
 #         in _build-san;
 #   fuzz  the libFuzzer harnesses built with clang (--enable-fuzzer) in
-#         _build-fuzz, each run FUZZ_TIME seconds (default 30) over its
+#         _build-fuzz, each run FUZZ_TIME seconds (default 25) over its
 #         seed corpus by `make fuzz-smoke`; a crash fails the run.
 #
 #   scripts/ci-extra.sh [san] [fuzz]        (no argument: both)
@@ -14,7 +14,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
-: "${FUZZ_TIME:=30}"
+: "${FUZZ_TIME:=25}"
 
 cd "$top"
 [[ -x configure && configure -nt configure.ac && Makefile.in -nt Makefile.am ]] || autoreconf -fi

@@ -91,6 +91,8 @@ class Savd:
 
 
 class VM:
+    running = []                # stopped at exit whatever happened
+
     def __init__(self, work, name, ram, size_mib, accel_, *extra):
         self.qmp_path = os.path.join(work, name + ".qmp")
         for p in (self.qmp_path,):
@@ -107,6 +109,7 @@ class VM:
              "-display", "none", "-nodefaults", "-S",
              "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err)
+        VM.running.append(self)
         for _ in range(200):
             if os.path.exists(self.qmp_path):
                 break
@@ -120,6 +123,8 @@ class VM:
             self.p.kill()
             self.p.wait()
         self.err.close()
+        if self in VM.running:
+            VM.running.remove(self)
 
     def migrate(self, uri):
         """QEMU's own time for the migration (ms) and the wall time."""
@@ -373,6 +378,9 @@ def main():
     except (RuntimeError, TimeoutError, EOFError, OSError) as e:
         print(f"qemu-timing: {e}", file=sys.stderr)
         return 1
+    finally:
+        for vm in list(VM.running):
+            vm.stop()
     return 0
 
 

@@ -1347,7 +1347,7 @@ START_TEST(test_reader_no_direct)
         char err[MRM_INPUT_ERR_MAX] = "", path[4096];
         struct mrm_input *in = NULL;
 
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
             mount("ramfs", workdir, "ramfs", 0, NULL) < 0) {
                 fprintf(stderr, "test_reader_no_direct: cannot mount a ramfs (%m), not tested\n");
                 return;

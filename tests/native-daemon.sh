@@ -32,6 +32,7 @@ restore_into_vmm()
         rm -f "$vsock"
         "$VMM" restore --listen "$vsock" --hash >"$2" 2>&1 &
         local vpid=$!
+        on_cleanup "kill $vpid 2>/dev/null"
         local i
         for ((i = 0; i < 200; i++)); do [[ -S $vsock ]] && break; sleep 0.05; done
         "$SERVE" restore "$1" "unix:$vsock" >"$tmpdir/serve.out" 2>&1 ||

@@ -63,7 +63,7 @@ struct vmm {
         unsigned n_blocks;
         enum pattern pattern;
         uint64_t seed;
-        bool inline_pages, dirty, hash, quiet;
+        bool inline_pages, dirty, hash, quiet, prefault;
         unsigned passes;
         uint64_t device_state;
         /* state */
@@ -462,6 +462,10 @@ static int restore_blocks(struct vmm *v, const struct savd_restore_info *info)
                 int r = map_block(b, "restore", info->blocks[i].length);
 
                 snprintf(b->name, sizeof(b->name), "%.31s", info->blocks[i].name);
+                /* Like a VMM told to preallocate guest RAM: every page
+                 * present before the restore. */
+                if (r == 0 && v->prefault && madvise(b->mem, b->size, MADV_POPULATE_WRITE) < 0)
+                        memset(b->mem, 0, b->size);
                 if (r == 0)
                         r = savd_restore_block(v->c, info->blocks[i].name, b->fd, 0);
                 if (r < 0)
@@ -476,7 +480,7 @@ static int do_restore(struct vmm *v)
         struct savd_restore_result res = { 0 };
         void *blob = NULL;
         size_t len = 0;
-        double t0;
+        double t0, t_run = 0, t_end = 0;
         int r;
 
         if (v->fd < 0 && (v->fd = accept_one(v->listen_path)) < 0)
@@ -487,14 +491,19 @@ static int do_restore(struct vmm *v)
         r = savd_restore_hello(v->c, &info);
         if (r == 0)
                 r = restore_blocks(v, &info);
+        t_run = now();
         if (r == 0)
                 r = savd_restore_run(v->c, &blob, &len, &res);
+        t_end = now();
         if (r < 0)
                 return die(v, "restore", r);
         printf("vm-name %s\n", info.vm_name);
         printf("restore: %" PRIu64 " bytes read, %" PRIu64 " pages, %" PRIu64 " zero, io %s\n",
                res.bytes_read, res.pages_read, res.pages_zero, res.io_mode);
-        printf("restore-seconds %.3f\n", now() - t0);
+        printf("restore-seconds %.3f\n", t_end - t0);
+        printf("restore-data-seconds %.3f\n", t_end - t_run);
+        printf("restore-data-mib-per-s %.1f\n", t_end > t_run ?
+               (double)res.bytes_read / MIB / (t_end - t_run) : 0.0);
         if (v->hash)
                 printf("memory-hash %016" PRIx64 "\n", hash_guest(v));
         printf("device-state-hash %016" PRIx64 "\n", hash_bytes(blob, len));
@@ -524,6 +533,7 @@ static void usage(FILE *f)
                 "  --device-state N    bytes of device state (default 4096)\n"
                 "  --hash              print the memory hash\n"
                 "  --dump FILE         write the final guest memory to FILE\n"
+                "  --prefault          (restore) populate guest RAM before the restore\n"
                 "  --quiet             no per-pass lines\n", MAX_BLOCKS);
 }
 
@@ -559,6 +569,7 @@ static int parse_opt(struct vmm *v, int c, const char *arg)
         case 'H': v->hash = true; return 0;
         case 'o': v->dump = arg; return 0;
         case 'q': v->quiet = true; return 0;
+        case 'F': v->prefault = true; return 0;
         default: return -EINVAL;
         }
 }
@@ -574,6 +585,7 @@ static int parse_args(struct vmm *v, int argc, char **argv)
                 { "device-state", required_argument, NULL, 'D' },
                 { "hash", no_argument, NULL, 'H' }, { "dump", required_argument, NULL, 'o' },
                 { "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
+                { "prefault", no_argument, NULL, 'F' },
                 {}
         };
         int c;
