@@ -23,6 +23,7 @@
 
 #include "macro.h"
 #include "mrm-output.h"
+#include "page-copy.h"
 #include "writer-pool.h"
 
 #define GIB (1ULL << 30)
@@ -57,7 +58,7 @@ static void usage(FILE *f)
                 "  --io-mode MODE     auto, direct or buffered (default direct)\n"
                 "  --zero-copy        hand data runs to the engine in place\n"
                 "                     (mrm_output_write_from) instead of copying\n"
-                "                     each page into its buffer (mrm_output_page)\n"
+                "                     each page into its buffer (mrm_output_copy_page)\n"
                 "  --keep             keep the file\n");
 }
 
@@ -246,19 +247,17 @@ static int write_pages(struct mrm_output *o, const struct bench *b, const uint8_
 
         for (unsigned blk = 0; blk < l->n_blocks; blk++)
                 for (uint64_t p = 0; p < l->blocks[blk].num_pages; p++) {
-                        void *dst;
-
                         if ((p / b->run_pages) % 2) {
                                 r = mrm_output_zero(o, blk, p);
                                 if (r < 0)
                                         return r;
                                 continue;
                         }
-                        r = mrm_output_page(o, blk, p, &dst);
+                        /* An odd page stride walks the whole pool. */
+                        r = mrm_output_copy_page(o, blk, p,
+                                                 pool + (k++ * 7 % (POOL_SIZE / QEMU_TPS)) * QEMU_TPS);
                         if (r < 0)
                                 return r;
-                        /* An odd page stride walks the whole pool. */
-                        memcpy(dst, pool + (k++ * 7 % (POOL_SIZE / QEMU_TPS)) * QEMU_TPS, QEMU_TPS);
                 }
         *data_pages = k;
         return 0;
@@ -288,8 +287,9 @@ static int copy_baseline(const uint8_t *pool, struct result *res)
         memset(dst, 0, COPY_TARGET);
         c0 = cpu_seconds();
         for (uint64_t k = 0; k < res->data_pages; k++)
-                memcpy(dst + k % (COPY_TARGET / QEMU_TPS) * QEMU_TPS,
-                       pool + (k * 7 % (POOL_SIZE / QEMU_TPS)) * QEMU_TPS, QEMU_TPS);
+                page_copy(dst + k % (COPY_TARGET / QEMU_TPS) * QEMU_TPS,
+                          pool + (k * 7 % (POOL_SIZE / QEMU_TPS)) * QEMU_TPS);
+        page_copy_fence();
         res->copy_cpu = cpu_seconds() - c0;
         /* Keep the copies from being optimised away. */
         __asm__ volatile("" : : "r"(dst) : "memory");

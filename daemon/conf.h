@@ -21,7 +21,7 @@
 #define SAVD_DEFAULT_GROUP              "savd"
 #define SAVD_DEFAULT_MAX_JOBS           16U
 #define SAVD_DEFAULT_MAX_CLIENTS        128U
-#define SAVD_DEFAULT_MAX_INFLIGHT       (256ULL << 20)
+#define SAVD_DEFAULT_MAX_INFLIGHT       (1ULL << 30)
 #define SAVD_DEFAULT_SOCKET_MODE        0660U
 
 /* Limits on the values themselves. */

@@ -36,6 +36,7 @@
 #include "macro.h"
 #include "session.h"
 #include "shm-bitmap.h"
+#include "writer-pool.h"
 
 #define JOB_STATE_QUEUE 8       /* every state at most once per job */
 #define JOB_TEXT_MAX 24
@@ -94,6 +95,7 @@ struct job_manager {
         char *jobs_dir;
         struct savd_limits limits;
         struct writer_config writer;
+        struct buffer_cache *buffers;   /* write buffers kept between jobs */
         unsigned max_jobs;
 
         struct job *jobs;
@@ -1015,11 +1017,16 @@ void job_manager_set_config(struct job_manager *m, const struct savd_config *cfg
                 .fake_nodes = cfg->fake_numa_nodes,
                 .io_mode = cfg->io_mode,
                 .buffer_size = SAVD_WRITER_BUFFER,
-                /* max-inflight-bytes only ever lowers the engine's own
-                 * number of buffers per worker (0: its default), keeping at
-                 * least two so that filling and writing overlap. */
-                .buffers_per_worker = per_worker < SAVD_ENGINE_BUFFERS ? (unsigned)MAX(2, per_worker) : 0,
+                /* max-inflight-bytes is what a job may hold in memory that
+                 * the disk has not taken yet: it lets a VMM that sends faster
+                 * than the disk writes finish at its own speed.  At least two
+                 * buffers, so that filling and writing overlap. */
+                .buffers_per_worker = (unsigned)MIN(MAX(2, per_worker), WP_MAX_SLOTS),
         };
+        /* One job's worth of buffers stays mapped (reclaimable) after a job,
+         * so the next save does not fault and zero it in again. */
+        m->writer.cache = m->buffers;
+        buffer_cache_set_max(m->buffers, cfg->max_inflight_bytes);
 }
 
 /* Data sockets left over by a daemon that did not exit cleanly. */
@@ -1076,6 +1083,11 @@ int job_manager_new(struct job_manager **ret, sd_event *e, const struct savd_con
                 .event = sd_event_ref(e), .wake_fd = -1, .output_dir_fd = -1,
                 .next_id = 1, .emit = emitfn, .userdata = userdata,
         };
+        r = buffer_cache_new(&m->buffers, cfg->max_inflight_bytes);
+        if (r < 0) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+        }
         job_manager_set_config(m, cfg);
         r = manager_dirs(m, cfg, err, errlen);
         if (r < 0)
@@ -1119,6 +1131,7 @@ void job_manager_free(struct job_manager *m)
         }
         sd_event_source_disable_unref(m->wake_src);
         sd_event_source_disable_unref(m->timer_src);
+        buffer_cache_free(m->buffers);
         closep(&m->wake_fd);
         closep(&m->output_dir_fd);
         free(m->output_dir);

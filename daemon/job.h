@@ -31,7 +31,6 @@ struct job_manager;
 #define SAVD_DATA_URI_MAX       128
 #define SAVD_MAX_DEVICE_STATE   (64ULL << 20)   /* device-state bytes a session keeps */
 #define SAVD_WRITER_BUFFER      (1U << 20)      /* bytes per writer buffer */
-#define SAVD_ENGINE_BUFFERS     64U             /* the engine's default buffers per worker */
 
 /* Receives each event (owned by the callee). */
 typedef void (*job_event_fn)(void *userdata, struct json_object *event);

@@ -34,6 +34,7 @@
 #include "macro.h"
 #include "mrm-output.h"
 #include "numa-topo.h"
+#include "page-copy.h"
 #include "writer-pool.h"
 
 #ifndef RWF_DONTCACHE
@@ -468,6 +469,7 @@ static int setup_pool(struct mrm_output *o, const struct writer_config *c, char 
                 return r;
         }
         p.topo = &o->topo;
+        p.cache = c->cache;
         p.n_workers = c->n_workers ? c->n_workers : o->topo.n_nodes;
         p.queue_depth = c->queue_depth ? c->queue_depth : DEFAULT_QUEUE_DEPTH;
         p.buffer_size = c->buffer_size ? c->buffer_size : DEFAULT_BUFFER_SIZE;
@@ -534,6 +536,7 @@ static int submit_req(struct mrm_output *o, struct wp_req *r, unsigned block,
         r->tag[TAG_BLOCK] = block;
         r->tag[TAG_PAGE] = first;
         r->tag[TAG_NPAGES] = n;
+        page_copy_fence();              /* pages copied with streaming stores */
         err = wp_submit(o->pool, r);
         return err < 0 ? fail_pool(o, err) : 0;
 }
@@ -607,6 +610,16 @@ int mrm_output_page(struct mrm_output *o, unsigned block, uint64_t page, void **
         bitmap_words_set_range(o->inflight[block], page, 1);
         shm_bitmap_set(&o->bm, block, page);
         return 0;
+}
+
+int mrm_output_copy_page(struct mrm_output *o, unsigned block, uint64_t page, const void *src)
+{
+        void *dst;
+        int r = mrm_output_page(o, block, page, &dst);
+
+        if (r == 0)
+                page_copy(dst, src);
+        return r;
 }
 
 int mrm_output_zero(struct mrm_output *o, unsigned block, uint64_t page)

@@ -33,6 +33,7 @@ struct writer_config {
         size_t buffer_size;             /* bytes per batch buffer; 0: 1 MiB */
         unsigned buffers_per_worker;    /* 0: 2 * queue_depth (bounds memory) */
         enum io_mode io_mode;
+        struct buffer_cache *cache;     /* buffer memory kept between jobs; may be NULL */
 };
 
 struct mrm_output_options {
@@ -42,6 +43,7 @@ struct mrm_output_options {
         struct writer_config writer;
 };
 
+struct buffer_cache;
 struct mrm_output;
 
 /* Takes ownership of *layout (computed).  On failure returns -errno and,
@@ -64,6 +66,9 @@ void mrm_output_writer_stats(struct mrm_output *o, struct wp_stats *out);
  * write; blocks for a free buffer when the disk is behind (back-pressure).
  * A page still in flight from an earlier pass is waited for first. */
 int mrm_output_page(struct mrm_output *o, unsigned block, uint64_t page, void **dst);
+/* mrm_output_page() and a copy of the TPS bytes at src (streaming
+ * stores: cheaper than memcpy for data only the disk reads next). */
+int mrm_output_copy_page(struct mrm_output *o, unsigned block, uint64_t page, const void *src);
 /* A zero page: clears the bit; nothing is written. */
 int mrm_output_zero(struct mrm_output *o, unsigned block, uint64_t page);
 /* Zero-copy: write npages straight from caller memory (page aligned); the

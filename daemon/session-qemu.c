@@ -185,13 +185,9 @@ static int keep_tail(struct qsave *s, const uint8_t *data, size_t len)
 
 static int put_page(struct qsave *s, const struct qstream_event *ev)
 {
-        void *dst;
-        int r = mrm_output_page(s->out, ev->page.block, ev->page.page, &dst);
+        int r = mrm_output_copy_page(s->out, ev->page.block, ev->page.page, ev->page.data);
 
-        if (r < 0)
-                return output_failed(s, r);
-        memcpy(dst, ev->page.data, QEMU_TPS);
-        return 0;
+        return r < 0 ? output_failed(s, r) : 0;
 }
 
 static int handle_event(struct qsave *s, const struct qstream_event *ev)

@@ -74,7 +74,8 @@ struct worker {
         uint64_t n_wakes;               /* under pool->lock */
         /* worker thread only */
         unsigned inflight;
-        bool fixed_buf, fixed_file;
+        unsigned n_fixed_buf;           /* slots [0, n) are registered */
+        bool fixed_file;
         unsigned setup_flags;
         uint64_t n_writes, n_short, n_eagain;
 };
@@ -153,7 +154,7 @@ static int alloc_slots(struct worker *w)
         unsigned n = p->slots_per_worker;
 
         w->mem_size = (size_t)n * p->buffer_size;
-        w->mem = numa_topo_alloc(p->topo, w->node, w->mem_size);
+        w->mem = buffer_cache_get(p->cache, p->topo, w->node, w->mem_size);
         if (!w->mem)
                 return -errno;
         w->slots = calloc(n, sizeof(*w->slots));
@@ -175,11 +176,15 @@ static int alloc_slots(struct worker *w)
         return 0;
 }
 
-/* Registered buffers and fd are optimisations: failure is not an error. */
+/* Registered buffers and fd are optimisations: failure is not an error.
+ * Registering pins (and faults in) the memory at once, so only the first
+ * WP_MAX_FIXED_BYTES of a large buffer pool are registered: the rest stays
+ * untouched until a burst needs it, and is written with plain writes. */
 static void register_resources(struct worker *w, bool have_fixed)
 {
         const struct wp_params *p = &w->pool->p;
-        unsigned n = p->slots_per_worker;
+        unsigned n = (unsigned)MIN((size_t)p->slots_per_worker,
+                                   MAX((size_t)1, WP_MAX_FIXED_BYTES / p->buffer_size));
 
         if (io_uring_register_files(&w->ring, &p->fd, 1) == 0)
                 w->fixed_file = true;
@@ -193,7 +198,7 @@ static void register_resources(struct worker *w, bool have_fixed)
                 iov[i].iov_len = p->buffer_size;
         }
         if (io_uring_register_buffers(&w->ring, iov, n) == 0)
-                w->fixed_buf = true;
+                w->n_fixed_buf = n;
 }
 
 static int worker_setup(struct worker *w, const char **what)
@@ -250,7 +255,7 @@ static void prep_write(struct worker *w, struct wp_req *r)
         uint64_t off = r->offset + r->done;
         int fd = w->fixed_file ? 0 : p->fd;
 
-        if (!r->src && w->fixed_buf)
+        if (!r->src && r->slot < w->n_fixed_buf)
                 io_uring_prep_write_fixed(sqe, fd, src, len, off, (int)r->slot);
         else
                 io_uring_prep_write(sqe, fd, src, len, off);
@@ -592,7 +597,7 @@ static void worker_destroy(struct worker *w)
                 io_uring_queue_exit(&w->ring);
         if (w->wake_fd >= 0)
                 close(w->wake_fd);
-        numa_topo_free(w->mem, w->mem_size);
+        buffer_cache_put(w->pool->p.cache, w->pool->p.topo, w->node, w->mem, w->mem_size);
         free(w->slots);
         free(w->state);
 }
@@ -777,7 +782,7 @@ void wp_get_stats(struct writer_pool *pool, struct wp_stats *out)
                 out->short_writes += __atomic_load_n(&w->n_short, __ATOMIC_RELAXED);
                 out->eagain += __atomic_load_n(&w->n_eagain, __ATOMIC_RELAXED);
                 out->wakes += __atomic_load_n(&w->n_wakes, __ATOMIC_RELAXED);
-                out->fixed_buffers += w->fixed_buf;
+                out->fixed_buffers += w->n_fixed_buf > 0;
                 out->fixed_file += w->fixed_file;
         }
 }

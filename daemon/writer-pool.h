@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buffer-cache.h"
 #include "numa-topo.h"
 
 /* Limits on the pool's configuration. */
@@ -26,6 +27,7 @@
 #define WP_MAX_QUEUE_DEPTH      1024U
 #define WP_MAX_SLOTS            4096U           /* buffers per worker */
 #define WP_MAX_BUFFER_SIZE      (64U << 20)
+#define WP_MAX_FIXED_BYTES      (64U << 20)     /* registered per worker */
 #define WP_BUFFER_ALIGN         4096U           /* O_DIRECT-safe alignment */
 
 struct wp_req {
@@ -48,6 +50,7 @@ typedef void (*wp_complete_fn)(void *opaque, const struct wp_req *r);
 
 struct wp_params {
         const struct numa_topo *topo;
+        struct buffer_cache *cache;     /* where buffer memory comes from; may be NULL */
         unsigned n_workers;             /* >= 1; worker i runs on node i % n_nodes */
         unsigned queue_depth;           /* in-flight writes per worker */
         unsigned slots_per_worker;      /* buffers per worker (>= 1) */
