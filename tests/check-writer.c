@@ -581,6 +581,59 @@ START_TEST(test_pool_error)
 }
 END_TEST
 
+/* Buffer memory kept between jobs: the second job reuses the first one's
+ * regions (with their old page contents), and its file still holds
+ * exactly what the second job wrote, copied with streaming stores. */
+START_TEST(test_buffer_cache)
+{
+        static const uint64_t pages[] = { 700, 33 };
+        struct writer_config c = tw_small_config(IO_MODE_AUTO);
+        struct buffer_cache_stats st;
+        struct buffer_cache *cache;
+        uint8_t *page = aligned_alloc(QEMU_TPS, QEMU_TPS);
+
+        ck_assert_ptr_nonnull(page);
+        ck_assert_int_eq(buffer_cache_new(&cache, 16 << 20), 0);
+        c.cache = cache;
+        for (unsigned pass = 1; pass <= 2; pass++) {
+                struct job j;
+                uint64_t s = pass;
+
+                job_start(&j, pages, 2, &c);
+                for (unsigned b = 0; b < 2; b++)
+                        for (uint64_t p = 0; p < pages[b]; p++) {
+                                if (rnd_next(&s) % 3 == 0) {
+                                        job_zero(&j, b, p);
+                                        continue;
+                                }
+                                tw_fill_page(page, b, p, pass);
+                                ck_assert_int_eq(mrm_output_copy_page(j.o, b, p, page), 0);
+                                j.m.pass[b][p] = (uint8_t)pass;
+                                j.n_written++;
+                        }
+                job_commit_and_check(&j);
+                job_end(&j);
+                buffer_cache_get_stats(cache, &st);
+                /* Both workers' regions (8 x 64 KiB each) came back. */
+                ck_assert_uint_eq(st.cached_bytes, 2 * 8 * (64 << 10));
+                ck_assert_uint_eq(st.misses, 2);       /* the first job's */
+                ck_assert_uint_eq(st.hits, pass == 1 ? 0 : 2);
+        }
+        /* Under a lower limit a region given back is unmapped, not kept. */
+        struct numa_topo t;
+        ck_assert_int_eq(numa_topo_init(&t, 0), 0);
+        void *p = buffer_cache_get(cache, &t, 0, 1 << 20);
+        ck_assert_ptr_nonnull(p);
+        buffer_cache_set_max(cache, st.cached_bytes);
+        buffer_cache_put(cache, &t, 0, p, 1 << 20);
+        buffer_cache_get_stats(cache, &st);
+        ck_assert_uint_eq(st.cached_bytes, 2 * 8 * (64 << 10));
+        ck_assert_uint_eq(st.misses, 3);
+        buffer_cache_free(cache);
+        free(page);
+}
+END_TEST
+
 static Suite *writer_suite(void)
 {
         Suite *s = suite_create("writer");
@@ -595,6 +648,7 @@ static Suite *writer_suite(void)
         tcase_add_test(tc, test_handed_fd);
         tcase_add_test(tc, test_write_from_fake_numa);
         tcase_add_test(tc, test_bad_calls);
+        tcase_add_test(tc, test_buffer_cache);
         suite_add_tcase(s, tc);
         tc = tcase_create("pool");
         tcase_add_loop_test(tc, test_pool_workers, 0, 2);
