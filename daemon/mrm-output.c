@@ -549,6 +549,13 @@ static int batch_submit(struct mrm_output *o)
         if (!r)
                 return 0;
         b->req = NULL;
+        /* Bits are set per batch, not per page: a locked instruction
+         * waits for the streaming stores of the page copied before it, so
+         * one per page cost as much as the copy itself.  A ZERO record for
+         * a page of the open batch submits the batch first (see
+         * mrm_output_zero), so the order of PAGE and ZERO still rules. */
+        bitmap_words_set_range(o->inflight[b->block], b->first, b->n);
+        shm_bitmap_set_range(&o->bm, b->block, b->first, b->n);
         return submit_req(o, r, b->block, b->first, b->n);
 }
 
@@ -568,6 +575,21 @@ static bool batch_continues(const struct mrm_output *o, unsigned block, uint64_t
 
         return b->req && b->block == block && b->first + b->n == page &&
                (b->n + 1) * QEMU_TPS <= o->buffer_size;
+}
+
+/* Do pages [first, first + n) of block overlap the batch being filled? */
+static bool in_open_batch(const struct mrm_output *o, unsigned block, uint64_t first, uint64_t n)
+{
+        const struct batch *b = &o->cur;
+
+        return b->req && b->block == block && first < b->first + b->n && b->first < first + n;
+}
+
+/* Is a page of the range still being written, or about to be? */
+static bool range_busy(const struct mrm_output *o, unsigned block, uint64_t first, uint64_t n)
+{
+        return in_open_batch(o, block, first, n) ||
+               bitmap_words_any_in_range(o->inflight[block], first, n);
 }
 
 static int batch_start(struct mrm_output *o, unsigned block, uint64_t page)
@@ -595,7 +617,7 @@ int mrm_output_page(struct mrm_output *o, unsigned block, uint64_t page, void **
                 return r;
         /* The slot is still being written by an earlier pass (or sits in
          * the open batch): let that write finish first. */
-        if (bitmap_words_any_in_range(o->inflight[block], page, 1)) {
+        if (range_busy(o, block, page, 1)) {
                 r = flush_and_drain(o);
                 if (r < 0)
                         return r;
@@ -607,8 +629,6 @@ int mrm_output_page(struct mrm_output *o, unsigned block, uint64_t page, void **
         }
         *dst = (uint8_t *)o->cur.req->buf + o->cur.n * QEMU_TPS;
         o->cur.n++;
-        bitmap_words_set_range(o->inflight[block], page, 1);
-        shm_bitmap_set(&o->bm, block, page);
         return 0;
 }
 
@@ -630,7 +650,14 @@ int mrm_output_zero(struct mrm_output *o, unsigned block, uint64_t page)
                 r = check_range(o, block, page, 1);
         if (r < 0)
                 return r;
-        /* Stale data may stay in the slot: the bitmap rules. */
+        /* The page's bit is set when its batch is submitted: do that now
+         * so that the clear comes after it.  Stale data may stay in the
+         * slot: the bitmap rules. */
+        if (in_open_batch(o, block, page, 1)) {
+                r = batch_submit(o);
+                if (r < 0)
+                        return r;
+        }
         shm_bitmap_clear(&o->bm, block, page);
         shm_counter_add(&o->bm.hdr->c.pages_zero, 1);
         return 0;
@@ -663,7 +690,7 @@ int mrm_output_write_from(struct mrm_output *o, unsigned block, uint64_t first_p
                 r = -EINVAL;
         if (r < 0)
                 return r;
-        if (bitmap_words_any_in_range(o->inflight[block], first_page, npages)) {
+        if (range_busy(o, block, first_page, npages)) {
                 r = flush_and_drain(o);
                 if (r < 0)
                         return r;

@@ -62,9 +62,11 @@ struct wp_stats;
 void mrm_output_writer_stats(struct mrm_output *o, struct wp_stats *out);
 
 /* Where the TPS bytes of (block, page) go; the caller fills them before
- * the next call.  Sets the page's bit.  Batches contiguous pages into one
- * write; blocks for a free buffer when the disk is behind (back-pressure).
- * A page still in flight from an earlier pass is waited for first. */
+ * the next call.  Batches contiguous pages into one write and sets their
+ * bits when the batch is submitted (a full or non-contiguous batch, a
+ * ZERO for one of its pages, a drain).  Blocks for a free buffer when the
+ * disk is behind (back-pressure).  A page still in flight from an earlier
+ * pass is waited for first. */
 int mrm_output_page(struct mrm_output *o, unsigned block, uint64_t page, void **dst);
 /* mrm_output_page() and a copy of the TPS bytes at src (streaming
  * stores: cheaper than memcpy for data only the disk reads next). */
