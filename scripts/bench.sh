@@ -10,7 +10,8 @@
 #      but writing happens);
 #   2. bench-engine writes a mapped-ram file whose RAM is N GiB of random
 #      pages and N GiB of zero pages through the engine, O_DIRECT, and
-#      commits it (bitmaps, fdatasync, rename).
+#      commits it (bitmaps, fdatasync, rename), once copying every page
+#      into the engine's buffers and once zero-copy.
 # Both figures include making the data durable, so they compare like with
 # like.  Printed: both throughputs, their ratio (engine data GiB/s / fio
 # GiB/s), the engine's CPU per GiB and its peak RSS.  Run two sizes to see
@@ -58,21 +59,29 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
      "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"
 echo "target:  $dir ($(findmnt -no FSTYPE --target "$dir") on $(findmnt -no SOURCE --target "$dir"))"
-printf '%6s %10s %13s %7s %13s %14s %9s %10s\n' \
-        GiB "fio GiB/s" "engine GiB/s" ratio "CPU s/GiB" "copy s/GiB" "RSS MiB" "io mode"
+printf '%6s %10s %10s %13s %7s %13s %14s %9s %10s\n' \
+        GiB path "fio GiB/s" "engine GiB/s" ratio "CPU s/GiB" "copy s/GiB" "RSS MiB" "io mode"
 for gib in "${sizes[@]}"; do
         for ((i = 0; i < repeat; i++)); do
                 ceiling=$(fio_ceiling "$gib")
-                out=$("$bench" --dir "$dir" --gib "$gib")
-                line=$(grep '^RESULT' <<<"$out") || die "bench-engine failed: $out"
-                engine=$(field data_gib_s "$line")
-                printf '%6s %10.3f %13.3f %7.2f %13.3f %14.3f %9.1f %10s\n' "$gib" "$ceiling" \
-                        "$engine" "$(awk -v a="$engine" -v b="$ceiling" 'BEGIN { print a / b }')" \
-                        "$(field cpu_s_per_gib "$line")" "$(field copy_cpu_s_per_gib "$line")" \
-                        "$(awk -v k="$(field maxrss_kib "$line")" 'BEGIN { print k / 1024 }')" \
-                        "$(field io_mode "$line")"
+                for path in copy zero-copy; do
+                        opt=()
+                        [[ $path == zero-copy ]] && opt=(--zero-copy)
+                        out=$("$bench" --dir "$dir" --gib "$gib" "${opt[@]}")
+                        line=$(grep '^RESULT' <<<"$out") || die "bench-engine failed: $out"
+                        engine=$(field data_gib_s "$line")
+                        printf '%6s %10s %10.3f %13.3f %7.2f %13.3f %14.3f %9.1f %10s\n' "$gib" "$path" \
+                                "$ceiling" "$engine" \
+                                "$(awk -v a="$engine" -v b="$ceiling" 'BEGIN { print a / b }')" \
+                                "$(field cpu_s_per_gib "$line")" "$(field copy_cpu_s_per_gib "$line")" \
+                                "$(awk -v k="$(field maxrss_kib "$line")" 'BEGIN { print k / 1024 }')" \
+                                "$(field io_mode "$line")"
+                done
         done
 done
-echo "ratio = engine data GiB/s / fio GiB/s; CPU = user+system of the whole engine process"
-echo "per GiB of data, including copying each page from memory into a write buffer"
-echo "(\"copy\": that copy measured alone); RSS includes the 64 MiB random source pool."
+echo "ratio = engine data GiB/s / fio GiB/s (fio measured just before, same file system);"
+echo "CPU = user+system of the whole engine process per GiB of data.  Path \"copy\": each"
+echo "page is copied from memory into a write buffer (mrm_output_copy_page, as the QEMU"
+echo "session does); \"copy s/GiB\" is that copy measured alone, the data source's share."
+echo "Path \"zero-copy\": the engine writes straight from the source memory"
+echo "(mrm_output_write_from, as native saves do).  RSS includes the 64 MiB source pool."
