@@ -51,7 +51,8 @@ struct job {
         char *name;
         char *output;                   /* save: as given; restore: the file as given */
         char *path;                     /* full path of the output / input, or NULL for fd */
-        char *to;                       /* restore: "unix:PATH" */
+        char *to;                       /* QEMU restore: "unix:PATH" */
+        bool native;                    /* restore: the savd native protocol */
         bool channel_fd;
         char *sock_path;                /* unix channel: the data socket */
         char data_uri[SAVD_DATA_URI_MAX];
@@ -189,6 +190,8 @@ static void job_finish(struct job *j, int r, const char *err)
                 snprintf(j->protocol, sizeof(j->protocol), "%s", j->sreq.protocol);
         if (j->type == JOB_SAVE && j->sreq.io_mode[0])
                 snprintf(j->io_mode, sizeof(j->io_mode), "%s", j->sreq.io_mode);
+        if (j->type == JOB_RESTORE && j->rreq.io_mode[0])
+                snprintf(j->io_mode, sizeof(j->io_mode), "%s", j->rreq.io_mode);
         if (r >= 0) {
                 s = CTL_JOB_COMPLETED;
         } else if (atomic_load(&j->cancelled)) {
@@ -268,8 +271,14 @@ static void *restore_thread(void *arg)
         char err[SESSION_ERR_MAX] = "";
         int r = -ECANCELED;
 
-        if (!atomic_load(&j->cancelled))
-                r = qemu_restore_session_run(&j->rreq, err, sizeof(err));
+        if (!j->native) {
+                if (!atomic_load(&j->cancelled))
+                        r = qemu_restore_session_run(&j->rreq, err, sizeof(err));
+        } else if (wait_for_data(j)) {
+                /* The VMM's HELLO has arrived (or its first bytes). */
+                job_set_state(j, CTL_JOB_RUNNING);
+                r = native_restore_session_run(&j->rreq, err, sizeof(err));
+        }
         job_finish(j, r, err);
         return NULL;
 }
@@ -413,7 +422,9 @@ static struct json_object *job_info_json(struct job *j)
                 add_string_or_null(o, "data-uri", j->data_uri);
         } else {
                 json_object_object_add(o, "file", json_object_new_string(j->output));
-                json_object_object_add(o, "to", json_object_new_string(j->to));
+                add_string_or_null(o, "to", j->to);
+                add_string_or_null(o, "channel", j->native ? j->channel_fd ? "fd" : "unix" : NULL);
+                add_string_or_null(o, "data-uri", j->data_uri);
         }
         add_progress(o, &p, j->type);
         json_object_object_add(o, "created", json_time(j->rt_created));
@@ -639,7 +650,7 @@ static int on_data_connect(sd_event_source *s, int fd, uint32_t revents, void *u
         }
         /* One connection per job: a second one (a multifd channel, say)
          * is refused by the closed socket rather than left hanging. */
-        j->data_fd = j->sreq.data_fd = c;
+        j->data_fd = j->sreq.data_fd = j->rreq.data_fd = c;
         close_listener(j);
         log_debug("job %" PRIu64 ": client connected", j->id);
         int r = job_start_thread(j, err, sizeof(err));
@@ -681,6 +692,34 @@ fail:
         r = -errno;
         snprintf(err, errlen, "data socket '%s': %s", sa.sun_path, strerror(errno));
         return r;
+}
+
+/* The data channel of a job that waits for its client: a socketpair (the
+ * other end in *peer, for the reply) or a per-job listening socket. */
+static int job_open_channel(struct job_manager *m, struct job *j, bool channel_fd, int *peer,
+                            char *err, size_t errlen)
+{
+        int sv[2];
+
+        j->channel_fd = channel_fd;
+        if (!channel_fd)
+                return job_listen(m, j, err, errlen);
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+                snprintf(err, errlen, "socketpair: %s", strerror(errno));
+                return -errno;
+        }
+        j->data_fd = sv[0];
+        *peer = sv[1];
+        return 0;
+}
+
+/* Channel fd: the thread starts now and waits for the first bytes;
+ * channel unix: once the client connected (on_data_connect). */
+static int job_wait_for_client(struct job *j, char *err, size_t errlen)
+{
+        j->state = CTL_JOB_WAITING;
+        j->queue[j->n_queue++] = CTL_JOB_WAITING;
+        return j->channel_fd ? job_start_thread(j, err, errlen) : 0;
 }
 
 static void setup_save_request(struct job_manager *m, struct job *j, bool overwrite)
@@ -731,7 +770,7 @@ int job_save(struct job_manager *m, struct job_save_params *p, struct job_save_r
         _cleanup_close_ int ofd = TAKE_FD(p->output_fd), peer = -1;
         _cleanup_(job_freep) struct job *j = NULL;
         _cleanup_free_ char *path = NULL;
-        int r, sv[2];
+        int r;
 
         r = check_can_start(m, p->name, err, errlen);
         if (r >= 0)
@@ -742,23 +781,12 @@ int job_save(struct job_manager *m, struct job_save_params *p, struct job_save_r
                 return -ENOMEM;
         j->path = TAKE_PTR(path);
         j->file_fd = TAKE_FD(ofd);
-        j->channel_fd = p->channel_fd;
-        if (p->channel_fd) {
-                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-                        snprintf(err, errlen, "socketpair: %s", strerror(errno));
-                        return -errno;
-                }
-                j->data_fd = sv[0];
-                peer = sv[1];
-        } else {
-                r = job_listen(m, j, err, errlen);
-                if (r < 0)
-                        return r;
-        }
+        r = job_open_channel(m, j, p->channel_fd, &peer, err, errlen);
+        if (r < 0)
+                return r;
         setup_save_request(m, j, p->overwrite);
-        j->state = CTL_JOB_WAITING;
-        j->queue[j->n_queue++] = CTL_JOB_WAITING;
-        if (p->channel_fd && (r = job_start_thread(j, err, errlen)) < 0)
+        r = job_wait_for_client(j, err, errlen);
+        if (r < 0)
                 return r;
 
         log_info("job %" PRIu64 " '%s': save to %s, data channel %s", j->id, j->name,
@@ -811,34 +839,8 @@ static int restore_source(struct job_manager *m, struct job_restore_params *p, i
         return 0;
 }
 
-int job_restore(struct job_manager *m, struct job_restore_params *p, uint64_t *id,
-                char *err, size_t errlen)
+static void setup_restore_request(struct job *j)
 {
-        _cleanup_close_ int ifd = TAKE_FD(p->input_fd), dfd = -1;
-        _cleanup_(job_freep) struct job *j = NULL;
-        _cleanup_free_ char *path = NULL;
-        const char *name = p->name ? p->name : p->file;
-        int r;
-
-        r = check_can_start(m, name, err, errlen);
-        if (r < 0)
-                return r;
-        if (strncmp(p->to, "unix:", 5) != 0) {
-                snprintf(err, errlen, "'to' must be \"unix:PATH\" (a QEMU -incoming socket)");
-                return -EINVAL;
-        }
-        r = restore_source(m, p, &ifd, &path, err, errlen);
-        if (r < 0)
-                return r;
-        dfd = connect_unix(p->to + 5, err, errlen);
-        if (dfd < 0)
-                return dfd;
-        if (!(j = job_new(m, JOB_RESTORE, name)) || !(j->output = strdup(p->file)) ||
-            !(j->to = strdup(p->to)))
-                return -ENOMEM;
-        j->path = TAKE_PTR(path);
-        j->file_fd = TAKE_FD(ifd);
-        j->data_fd = TAKE_FD(dfd);
         j->rreq = (struct restore_request) {
                 .path = j->path ? j->path : "(handed-over fd)",
                 .input_fd = j->file_fd,
@@ -847,12 +849,56 @@ int job_restore(struct job_manager *m, struct job_restore_params *p, uint64_t *i
                 .cancelled = &j->cancelled,
                 .bytes_sent = &j->bytes_sent,
         };
-        push_state_locked(j, CTL_JOB_RUNNING);
-        r = job_start_thread(j, err, errlen);
+        snprintf(j->protocol, sizeof(j->protocol), "%s", j->native ? "native" : "qemu");
+}
+
+int job_restore(struct job_manager *m, struct job_restore_params *p, struct job_save_result *res,
+                char *err, size_t errlen)
+{
+        _cleanup_close_ int ifd = TAKE_FD(p->input_fd), dfd = -1, peer = -1;
+        _cleanup_(job_freep) struct job *j = NULL;
+        _cleanup_free_ char *path = NULL;
+        const char *name = p->name ? p->name : p->file;
+        int r;
+
+        *res = (struct job_save_result) { .data_fd = -1 };
+        r = check_can_start(m, name, err, errlen);
         if (r < 0)
                 return r;
-        log_info("job %" PRIu64 " '%s': restore %s to %s", j->id, j->name, j->rreq.path, j->to);
-        *id = j->id;
+        if (!p->native && (!p->to || strncmp(p->to, "unix:", 5) != 0)) {
+                snprintf(err, errlen, "'to' must be \"unix:PATH\" (a QEMU -incoming socket)");
+                return -EINVAL;
+        }
+        r = restore_source(m, p, &ifd, &path, err, errlen);
+        if (r < 0)
+                return r;
+        /* QEMU waits on -incoming: connect now, so that a refusal is the
+         * reply.  A native VMM connects to us instead. */
+        if (!p->native && (dfd = connect_unix(p->to + 5, err, errlen)) < 0)
+                return dfd;
+        if (!(j = job_new(m, JOB_RESTORE, name)) || !(j->output = strdup(p->file)) ||
+            (p->to && !(j->to = strdup(p->to))))
+                return -ENOMEM;
+        j->path = TAKE_PTR(path);
+        j->file_fd = TAKE_FD(ifd);
+        j->data_fd = TAKE_FD(dfd);
+        j->native = p->native;
+        if (p->native && (r = job_open_channel(m, j, p->channel_fd, &peer, err, errlen)) < 0)
+                return r;
+        setup_restore_request(j);
+        if (p->native) {
+                r = job_wait_for_client(j, err, errlen);
+        } else {
+                push_state_locked(j, CTL_JOB_RUNNING);
+                r = job_start_thread(j, err, errlen);
+        }
+        if (r < 0)
+                return r;
+        log_info("job %" PRIu64 " '%s': restore %s to %s", j->id, j->name, j->rreq.path,
+                 j->to ? j->to : p->channel_fd ? "a native VMM, data channel fd" : j->data_uri);
+        res->id = j->id;
+        snprintf(res->data_uri, sizeof(res->data_uri), "%s", j->data_uri);
+        res->data_fd = TAKE_FD(peer);
         job_add(m, TAKE_PTR(j));
         return 0;
 }

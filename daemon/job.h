@@ -6,6 +6,9 @@
  * read from the job's shared-memory counters, and events for the control
  * clients.
  *
+ * A native restore has a data channel like a save's and the same states;
+ * a QEMU restore starts in "running" (savd connects to QEMU).
+ *
  * Threading: every function here runs on the event loop.  A job's thread
  * only runs the session and reports state changes through an eventfd that
  * the loop watches; the loop turns them into events, joins the thread and
@@ -55,18 +58,25 @@ struct job_save_result {
         int data_fd;                    /* channel fd: for the caller to send and close */
 };
 
+/* A QEMU restore connects to "to" and runs at once.  A native restore
+ * waits for the VMM on a data channel of its own, as a save does (a
+ * per-job socket or a socketpair), and fills the memory fds the VMM hands
+ * over there. */
 struct job_restore_params {
         const char *name;               /* may be NULL: the file name */
         const char *file;               /* relative to the output dir, or "fd" */
         int input_fd;                   /* file "fd": the job takes it over */
-        const char *to;                 /* "unix:PATH" of a QEMU -incoming */
+        const char *to;                 /* qemu: "unix:PATH" of a QEMU -incoming */
+        bool native;                    /* the savd native protocol */
+        bool channel_fd;                /* native: hand back a socketpair end */
 };
 
 /* Both return -errno with a message for the client; params' fds are taken
- * over (closed on failure as well). */
+ * over (closed on failure as well).  A restore's data_uri / data_fd are
+ * set for a native restore only (else "" and -1). */
 int job_save(struct job_manager *m, struct job_save_params *p, struct job_save_result *res,
              char *err, size_t errlen);
-int job_restore(struct job_manager *m, struct job_restore_params *p, uint64_t *id,
+int job_restore(struct job_manager *m, struct job_restore_params *p, struct job_save_result *res,
                 char *err, size_t errlen);
 
 int job_info(struct job_manager *m, uint64_t id, struct json_object **ret);      /* -ESRCH */

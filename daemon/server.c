@@ -377,21 +377,30 @@ static int cmd_save(struct server *s, struct cmd_ctx *x)
 
 static int cmd_restore(struct server *s, struct cmd_ctx *x)
 {
-        struct job_restore_params p = {
-                .name = ctl_arg_string(x->req, "name"),
-                .file = ctl_arg_string(x->req, "file"),
-                .to = ctl_arg_string(x->req, "to"),
-        };
-        uint64_t id;
-        int r = take_one_fd(x, &p.input_fd);
+        struct ctl_restore_args a;
+        struct job_restore_params p;
+        struct job_save_result res;
+        int r = ctl_restore_args(x->req, &a, x->err, x->errlen);
 
         if (r < 0)
                 return r;
-        r = job_restore(s->jobs, &p, &id, x->err, x->errlen);
+        p = (struct job_restore_params) {
+                .name = a.name, .file = a.file, .to = a.to,
+                .native = a.native, .channel_fd = a.channel_fd,
+        };
+        r = take_one_fd(x, &p.input_fd);
+        if (r < 0)
+                return r;
+        r = job_restore(s->jobs, &p, &res, x->err, x->errlen);
         if (r < 0)
                 return r;
         x->ret = json_object_new_object();
-        json_object_object_add(x->ret, "job", json_object_new_uint64(id));
+        json_object_object_add(x->ret, "job", json_object_new_uint64(res.id));
+        if (a.native && a.channel_fd)
+                json_object_object_add(x->ret, "data-fd", json_object_new_boolean(true));
+        else if (a.native)
+                json_object_object_add(x->ret, "data-uri", json_object_new_string(res.data_uri));
+        x->reply_fd = res.data_fd;
         return 0;
 }
 

@@ -3,18 +3,22 @@
  * The native restore session: fill a native VMM's guest memory from a
  * mapped-ram file (proto/native.md, "Restore").
  *
- * The client opens with the magic and HELLO (flag RESTORE).  savd opens
- * and verifies the file, answers with what it holds (VM name, number of
- * blocks, device-state size) and one BLOCK frame per RAM block.  The
- * client hands over a memory fd for every block (BLOCK, same name and
- * length) and sends START.  savd then checks the device-state blob
- * (CRC-32C) before touching guest memory, makes the pages the file has no
- * data for read as zero (punching holes where the memory holds anything;
- * memory that is still a hole, such as a fresh memfd, is left alone and
- * memory the VMM prefaulted stays in place for the data), reads the
- * present pages with O_DIRECT through io_uring straight into the shared
- * mapping, several reads in flight (daemon/mrm-input.h), sends the blob in
- * a DEVICE_STATE frame and finishes with a REPLY to START.
+ * A restore job with "protocol": "native" runs it once the VMM is on the
+ * job's data channel (daemon/job.c).  The client opens with the magic and
+ * HELLO (flag RESTORE); a QEMU stream or a save HELLO there is refused
+ * with a message that says so.  savd opens and verifies the file, reads
+ * and checks the device-state blob (CRC-32C) -- a file that fails either
+ * check sends the client nothing but the ERROR -- then answers with what
+ * it holds (VM name, number of blocks, device-state size) and one BLOCK
+ * frame per RAM block.  The client hands over a memory fd for every block
+ * (BLOCK, same name and length) and sends START.  savd then makes the
+ * pages the file has no data for read as zero (punching holes where the
+ * memory holds anything; memory that is still a hole, such as a fresh
+ * memfd, is left alone and memory the VMM prefaulted stays in place for
+ * the data), reads the present pages with O_DIRECT through io_uring
+ * straight into the shared mapping, several reads in flight
+ * (daemon/mrm-input.h), sends the blob in a DEVICE_STATE frame and
+ * finishes with a REPLY to START.
  *
  * Files saved from a QEMU stream restore too (no device state then): the
  * blocks are the same mapped-ram blocks.
@@ -34,6 +38,7 @@
 #include "macro.h"
 #include "mrm-input.h"
 #include "native-file.h"
+#include "qemu-format.h"
 #include "session-native.h"
 
 #define RESTORE_QUEUE_DEPTH     32U
@@ -82,6 +87,11 @@ static int read_hello(struct nrestore *s, struct native_msg *m)
 
         if ((r = native_chan_read_raw(&s->ch, magic, sizeof(magic))) < 0)
                 return r;
+        if (get_be32(magic) == QEMU_VM_FILE_MAGIC)
+                return native_chan_fail(&s->ch, -EPROTO, "the client sent a QEMU migration "
+                                        "stream, but this data channel belongs to a native "
+                                        "restore job (a QEMU restore names its -incoming "
+                                        "socket in 'to')");
         if (memcmp(magic, SAVD_NATIVE_MAGIC, sizeof(magic)) != 0)
                 return native_chan_fail(&s->ch, -EPROTO, "the client did not open with the "
                                         "savd native protocol magic \"%s\"", SAVD_NATIVE_MAGIC);
@@ -117,6 +127,7 @@ static int open_file(struct nrestore *s)
         if (r < 0)
                 return native_chan_fail(&s->ch, r, "%s", err);
         s->f = mrm_input_file(s->in);
+        snprintf(s->req->io_mode, sizeof(s->req->io_mode), "%s", mrm_input_io_mode(s->in));
         s->blocks = calloc(MAX(s->f->layout.n_blocks, (size_t)1), sizeof(*s->blocks));
         if (!s->blocks)
                 return native_chan_fail(&s->ch, -ENOMEM, "out of memory");

@@ -358,10 +358,14 @@ static const struct ctl_arg args_save[] = {
         {}
 };
 
+/* Which of "to" and "channel" a restore needs depends on "protocol":
+ * ctl_restore_args() checks the combination. */
 static const struct ctl_arg args_restore[] = {
-        { "file", CTL_ARG_STRING, true, SAVD_CONTROL_PATH_MAX },
-        { "to",   CTL_ARG_STRING, true, SAVD_CONTROL_PATH_MAX },
-        { "name", CTL_ARG_STRING, false, SAVD_JOB_NAME_MAX },
+        { "file",     CTL_ARG_STRING, true,  SAVD_CONTROL_PATH_MAX },
+        { "to",       CTL_ARG_STRING, false, SAVD_CONTROL_PATH_MAX },
+        { "name",     CTL_ARG_STRING, false, SAVD_JOB_NAME_MAX },
+        { "protocol", CTL_ARG_STRING, false, 16 },
+        { "channel",  CTL_ARG_STRING, false, 16 },
         {}
 };
 
@@ -577,6 +581,51 @@ uint64_t ctl_arg_uint(const struct ctl_request *req, const char *name, uint64_t 
 {
         struct json_object *v = arg_get(req, name);
         return v ? json_object_get_uint64(v) : def;
+}
+
+/* ---- Arguments that depend on each other -------------------------------- */
+
+int ctl_restore_args(const struct ctl_request *req, struct ctl_restore_args *ret,
+                     char *err, size_t errlen)
+{
+        const char *protocol = ctl_arg_string(req, "protocol");
+        const char *channel = ctl_arg_string(req, "channel");
+
+        *ret = (struct ctl_restore_args) {
+                .file = ctl_arg_string(req, "file"),
+                .to = ctl_arg_string(req, "to"),
+                .name = ctl_arg_string(req, "name"),
+        };
+        if (protocol && strcmp(protocol, "native") == 0)
+                ret->native = true;
+        else if (protocol && strcmp(protocol, "qemu") != 0) {
+                snprintf(err, errlen, "'protocol' must be \"qemu\" or \"native\", got '%s'", protocol);
+                return -EINVAL;
+        }
+        if (channel && strcmp(channel, "fd") == 0)
+                ret->channel_fd = true;
+        else if (channel && strcmp(channel, "unix") != 0) {
+                snprintf(err, errlen, "'channel' must be \"unix\" or \"fd\", got '%s'", channel);
+                return -EINVAL;
+        }
+        /* QEMU waits on -incoming, so savd connects to it; a native VMM
+         * connects to savd, over a channel savd hands out. */
+        if (!ret->native && !ret->to) {
+                snprintf(err, errlen, "restore: missing argument 'to' (the QEMU -incoming "
+                         "socket; a native VMM restores with \"protocol\": \"native\")");
+                return -EINVAL;
+        }
+        if (!ret->native && channel) {
+                snprintf(err, errlen, "restore: 'channel' is for \"protocol\": \"native\"; "
+                         "a QEMU restore connects to 'to'");
+                return -EINVAL;
+        }
+        if (ret->native && ret->to) {
+                snprintf(err, errlen, "restore: 'to' is for \"protocol\": \"qemu\"; a native "
+                         "VMM connects to the data channel that the reply names");
+                return -EINVAL;
+        }
+        return 0;
 }
 
 /* ---- Encoders ----------------------------------------------------------- */

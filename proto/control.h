@@ -157,6 +157,21 @@ const char *ctl_arg_string(const struct ctl_request *req, const char *name);
 bool ctl_arg_bool(const struct ctl_request *req, const char *name, bool def);
 uint64_t ctl_arg_uint(const struct ctl_request *req, const char *name, uint64_t def);
 
+/* The arguments of a restore request that passed ctl_request_parse(),
+ * with what the table cannot say checked too: "protocol" is "qemu"
+ * (default: "to" required, no "channel") or "native" ("channel" "unix"
+ * (default) or "fd", no "to").  Strings are borrowed from req.  Returns 0
+ * or -EINVAL with a message. */
+struct ctl_restore_args {
+        const char *file;
+        const char *to;                 /* qemu: "unix:PATH" as given */
+        const char *name;               /* NULL when not given */
+        bool native;
+        bool channel_fd;                /* native: hand back a socketpair end */
+};
+int ctl_restore_args(const struct ctl_request *req, struct ctl_restore_args *ret,
+                     char *err, size_t errlen);
+
 /* ---- Messages the server sends ------------------------------------------ */
 
 /* {"savd": {"major": X, "minor": Y, "micro": Z}, "package": "savd X.Y.Z"} from

@@ -14,8 +14,8 @@
 #      GUEST_MIB of memfd RAM, 1 MiB chunks half random, half zero) zero-
 #      copy: data throughput = page bytes written / time from START to the
 #      durable COMPLETE; wall time = connect to COMPLETE;
-#   3. the saved file is restored into a new example VMM by the native
-#      restore session (tests/native-serve runs it as a restore job does):
+#   3. the saved file is restored into a new example VMM through the daemon
+#      (a restore job with "protocol": "native", `savctl restore --native`):
 #      read throughput = page bytes read / time from START to the final
 #      reply; once into RAM the VMM populated beforehand (as with a VMM's
 #      preallocation option: the figure compared with fio, whose buffers
@@ -42,9 +42,7 @@ source "$top/tests/functions.sh"
 source "$top/tests/vm-functions.sh"
 requires fio socat python3 qemu-system-x86_64
 VMM=$top_builddir/tools/example-vmm
-SERVE=$top_builddir/tests/native-serve
-[[ -x $VMM && -x $SERVE && -x $SAVD ]] ||
-        fail "build first: make -C $top_builddir all tests/native-serve"
+[[ -x $VMM && -x $SAVD ]] || fail "build first: make -C $top_builddir all"
 [[ -d $dir && -w $dir ]] || fail "'$dir' is not a writable directory"
 work=$(mktemp -d "$dir/savd-bench-native.XXXXXX")
 on_cleanup "rm -rf '$work'"
@@ -95,15 +93,13 @@ r = json.load(open(sys.argv[1])); print(r["job"], r["data-uri"])' "$work/save.js
 # reply, into a new example VMM (its RAM populated first with --prefault).
 restore_mibs()
 {
-        local vsock=$work/vmm.sock vpid
-        rm -f "$vsock"
-        "$VMM" restore --listen "$vsock" "$@" >"$work/restore.out" &
-        vpid=$!
-        on_cleanup "kill $vpid 2>/dev/null"
-        vm_wait_socket "$vsock"
-        "$SERVE" restore "$work/out/bench.mrm" "unix:$vsock" >"$work/serve.out" ||
-                fail "native restore failed: $(cat "$work/serve.out")"
-        wait "$vpid" || fail "example-vmm restore failed"
+        local rjob ruri
+        start_daemon_args --runtime-dir "$runtime" --output-dir "$work/out" >/dev/null
+        "$SAVCTL" --socket "$sock" restore bench.mrm --native >"$work/restore.txt"
+        { read -r ruri; read -r _ rjob; } <"$work/restore.txt"
+        "$VMM" restore "$ruri" "$@" >"$work/restore.out" || fail "example-vmm restore failed"
+        "$SAVCTL" --socket "$sock" wait "$rjob" >/dev/null || fail "the restore job failed"
+        stop_daemon
         field restore-data-mib-per-s "$work/restore.out"
 }
 

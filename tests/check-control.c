@@ -211,6 +211,8 @@ static const struct request_case request_cases[] = {
         { "{\"execute\":\"save\",\"arguments\":{\"name\":\"vm\",\"output\":\"fd\",\"channel\":\"fd\","
           "\"overwrite\":true}}", 0, NULL, "save" },
         { "{\"execute\":\"restore\",\"arguments\":{\"file\":\"a\",\"to\":\"unix:/x\"}}", 0, NULL, "restore" },
+        { "{\"execute\":\"restore\",\"arguments\":{\"file\":\"a\",\"protocol\":\"native\","
+          "\"channel\":\"fd\"}}", 0, NULL, "restore" },
         { "{\"execute\":\"query-job\",\"arguments\":{\"job\":1}}", 0, NULL, "query-job" },
         { "{\"execute\":\"job-cancel\",\"arguments\":{\"job\":4294967295}}", 0, NULL, "job-cancel" },
         { "{\"execute\":\"job-dismiss\",\"arguments\":{\"job\":0}}", 0, NULL, "job-dismiss" },
@@ -290,6 +292,8 @@ START_TEST(test_request_string_limits)
                 { "restore", "\"to\":\"unix:/x\",", "file", SAVD_CONTROL_PATH_MAX },
                 { "restore", "\"file\":\"f\",", "to", SAVD_CONTROL_PATH_MAX },
                 { "restore", "\"file\":\"f\",\"to\":\"unix:/x\",", "name", SAVD_JOB_NAME_MAX },
+                { "restore", "\"file\":\"f\",", "protocol", 16 },
+                { "restore", "\"file\":\"f\",", "channel", 16 },
         };
 
         for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -340,6 +344,61 @@ START_TEST(test_request_accessors)
         ck_assert_uint_eq(ctl_arg_uint(&req, "job", 0), 4000000000ULL);
         ck_assert_uint_eq(ctl_arg_uint(&req, "nothing", 9), 9);
         ctl_request_done(&req);
+}
+END_TEST
+
+/* ---- restore: protocol, channel and "to" together ------------------------- */
+
+struct restore_case {
+        const char *args;               /* the "arguments" object */
+        int ret;
+        const char *err;                /* substring of the message */
+        bool native, channel_fd;
+        const char *to;
+};
+
+static const struct restore_case restore_cases[] = {
+        { "{\"file\":\"f\",\"to\":\"unix:/q\"}", 0, NULL, false, false, "unix:/q" },
+        { "{\"file\":\"f\",\"to\":\"unix:/q\",\"protocol\":\"qemu\"}", 0, NULL, false, false, "unix:/q" },
+        { "{\"file\":\"f\",\"protocol\":\"native\"}", 0, NULL, true, false, NULL },
+        { "{\"file\":\"f\",\"protocol\":\"native\",\"channel\":\"unix\"}", 0, NULL, true, false, NULL },
+        { "{\"file\":\"fd\",\"protocol\":\"native\",\"channel\":\"fd\"}", 0, NULL, true, true, NULL },
+        { "{\"file\":\"f\"}", -EINVAL, "missing argument 'to'", false, false, NULL },
+        { "{\"file\":\"f\",\"protocol\":\"qemu\"}", -EINVAL, "missing argument 'to'", false, false, NULL },
+        { "{\"file\":\"f\",\"protocol\":\"Native\"}", -EINVAL, "'protocol' must be", false, false, NULL },
+        { "{\"file\":\"f\",\"protocol\":\"native\",\"channel\":\"tcp\"}", -EINVAL,
+          "'channel' must be", false, false, NULL },
+        { "{\"file\":\"f\",\"protocol\":\"native\",\"to\":\"unix:/q\"}", -EINVAL,
+          "'to' is for", false, false, NULL },
+        { "{\"file\":\"f\",\"to\":\"unix:/q\",\"channel\":\"unix\"}", -EINVAL,
+          "'channel' is for", false, false, NULL },
+};
+
+START_TEST(test_restore_args)
+{
+        const struct restore_case *t = &restore_cases[_i];
+        struct ctl_restore_args a;
+        struct ctl_request req;
+        char err[SAVD_CONTROL_MAX_ERROR] = "", *json;
+
+        ck_assert_int_ge(asprintf(&json, "{\"execute\":\"restore\",\"arguments\":%s}", t->args), 0);
+        ck_assert_int_eq(ctl_request_parse(&req, json_tokener_parse(json), err, sizeof(err)), 0);
+        int r = ctl_restore_args(&req, &a, err, sizeof(err));
+        ck_assert_msg(r == t->ret, "%s: got %d (%s), want %d", t->args, r, err, t->ret);
+        if (t->err)
+                ck_assert_msg(strstr(err, t->err), "%s: message '%s' lacks '%s'", t->args, err, t->err);
+        if (r == 0) {
+                ck_assert_str_eq(a.file, json_object_get_string(json_object_object_get(req.args, "file")));
+                ck_assert_int_eq(a.native, t->native);
+                ck_assert_int_eq(a.channel_fd, t->channel_fd);
+                if (t->to)
+                        ck_assert_str_eq(a.to, t->to);
+                else
+                        ck_assert_ptr_null(a.to);
+                ck_assert_ptr_null(a.name);
+        }
+        ctl_request_done(&req);
+        free(json);
 }
 END_TEST
 
@@ -447,6 +506,7 @@ static Suite *control_suite(void)
         tcase_add_test(t, test_request_string_limits);
         tcase_add_test(t, test_request_id_kept_on_error);
         tcase_add_test(t, test_request_accessors);
+        tcase_add_loop_test(t, test_restore_args, 0, sizeof(restore_cases) / sizeof(restore_cases[0]));
         suite_add_tcase(s, t);
 
         t = tcase_create("messages");

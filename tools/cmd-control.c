@@ -546,49 +546,75 @@ int savctl_cmd_save(const struct savctl_ctx *ctx, int argc, char **argv)
         return r;
 }
 
-int savctl_cmd_restore(const struct savctl_ctx *ctx, int argc, char **argv)
+struct restore_opts {
+        const char *file, *to;
+        bool native, wait, json;
+};
+
+static int parse_restore(const struct savctl_ctx *ctx, int argc, char **argv, struct restore_opts *o)
 {
         static const struct option opts[] = {
-                { "to",   required_argument, NULL, 't' },
-                { "wait", no_argument,       NULL, 'w' },
-                { "json", no_argument,       NULL, 'j' },
+                { "to",     required_argument, NULL, 't' },
+                { "native", no_argument,       NULL, 'n' },
+                { "wait",   no_argument,       NULL, 'w' },
+                { "json",   no_argument,       NULL, 'j' },
                 {}
         };
-        struct json_object *args, *ret = NULL;
-        const char *to = NULL;
-        bool wait = false, json = ctx->json;
-        struct client c;
-        int ch, r;
+        int c;
 
-        while ((ch = getopt_long(argc, argv, "t:", opts, NULL)) >= 0) {
-                switch (ch) {
-                case 't': to = optarg; break;
-                case 'w': wait = true; break;
-                case 'j': json = true; break;
-                default: return SAVCTL_EXIT_USAGE;
+        *o = (struct restore_opts) { .json = ctx->json };
+        while ((c = getopt_long(argc, argv, "t:", opts, NULL)) >= 0) {
+                switch (c) {
+                case 't': o->to = optarg; break;
+                case 'n': o->native = true; break;
+                case 'w': o->wait = true; break;
+                case 'j': o->json = true; break;
+                default: return -EINVAL;
                 }
         }
-        if (argc - optind != 1 || !to) {
-                fprintf(stderr, "usage: savctl restore FILE --to unix:PATH [--wait]\n");
-                return SAVCTL_EXIT_USAGE;
+        /* Exactly one of --to (QEMU) and --native. */
+        if (argc - optind != 1 || !o->to == !o->native) {
+                fprintf(stderr, "usage: savctl restore FILE --to unix:PATH|--native [--wait]\n");
+                return -EINVAL;
         }
+        o->file = argv[optind];
+        return 0;
+}
+
+int savctl_cmd_restore(const struct savctl_ctx *ctx, int argc, char **argv)
+{
+        struct json_object *args, *ret = NULL;
+        struct restore_opts o;
+        struct client c;
+        int r;
+
+        if (parse_restore(ctx, argc, argv, &o) < 0)
+                return SAVCTL_EXIT_USAGE;
         if (client_connect(&c, ctx->socket_path) < 0) {
                 client_close(&c);
                 return SAVCTL_EXIT_CONNECT;
         }
         args = json_object_new_object();
-        json_object_object_add(args, "file", json_object_new_string(argv[optind]));
-        json_object_object_add(args, "to", json_object_new_string(to));
+        json_object_object_add(args, "file", json_object_new_string(o.file));
+        if (o.native)
+                json_object_object_add(args, "protocol", json_object_new_string("native"));
+        else
+                json_object_object_add(args, "to", json_object_new_string(o.to));
         r = client_call(&c, "restore", args, -1, &ret, NULL, NULL);
         if (r < 0) {
                 client_close(&c);
                 return SAVCTL_EXIT_FAILED;
         }
-        if (json)
+        /* Native: the data URI first, on its own line and at once, for the
+         * VMM to connect to while we wait (as for save). */
+        if (o.json)
                 print_json(ret);
+        else if (o.native)
+                printf("%s\njob %" PRIu64 "\n", get_str(ret, "data-uri") ?: "", get_u64(ret, "job"));
         else
                 printf("job %" PRIu64 "\n", get_u64(ret, "job"));
-        r = wait ? wait_job(&c, get_u64(ret, "job"), json) : SAVCTL_EXIT_OK;
+        fflush(stdout);
+        r = o.wait ? wait_job(&c, get_u64(ret, "job"), o.json) : SAVCTL_EXIT_OK;
         json_object_put(ret);
         client_close(&c);
         return r;

@@ -8,7 +8,10 @@
  *
  *   example-vmm save URI [options]      save through savd (URI from
  *                                       `savctl save`, or --fd N)
- *   example-vmm restore (--listen PATH | --fd N) [options]
+ *   example-vmm restore URI [options]   restore through savd (URI from
+ *                                       `savctl restore --native`, or
+ *                                       --fd N, or --listen PATH to
+ *                                       accept a connection)
  *
  * It prints "memory-hash H" (of the final guest memory: after the last
  * pass for a save, after the restore) and "device-state-hash H", so a test
@@ -66,6 +69,7 @@ struct vmm {
         bool inline_pages, dirty, hash, quiet, prefault;
         unsigned passes;
         uint64_t device_state;
+        uint64_t zero_pages;
         /* state */
         struct block blocks[MAX_BLOCKS];
         struct savd_client *c;
@@ -332,16 +336,42 @@ static int one_pass(struct vmm *v, unsigned n, bool final)
         return r;
 }
 
+/* After the first pass: zero pages that were saved with data, so that
+ * the file must end up saying "zero" for them. */
+static void zero_saved_pages(struct vmm *v)
+{
+        static const uint8_t zero[PAGE];
+        uint64_t done = 0;
+
+        for (unsigned i = 0; i < v->n_blocks && done < v->zero_pages; i++) {
+                struct block *b = &v->blocks[i];
+
+                for (uint64_t p = 0; p < b->size / PAGE && done < v->zero_pages; p++) {
+                        if (memcmp(b->mem + p * PAGE, zero, PAGE) == 0)
+                                continue;
+                        memset(b->mem + p * PAGE, 0, PAGE);
+                        savd_dirty_mark(&b->log, p);
+                        done++;
+                }
+        }
+        printf("pages-zeroed %" PRIu64 "\n", done);
+}
+
 static int run_passes(struct vmm *v)
 {
         unsigned live = v->dirty ? (v->passes ? v->passes : 3) : v->passes;
         int r = 0;
 
+        if (v->zero_pages && live == 0)
+                live = 1;               /* a pass with data, then the zeroing */
         if (v->dirty && pthread_create(&v->dirtier, NULL, dirty_main, v) != 0)
                 return -EAGAIN;
-        for (unsigned n = 1; n <= live; n++)
+        for (unsigned n = 1; n <= live; n++) {
                 if ((r = one_pass(v, n, false)) < 0)
                         break;
+                if (n == 1 && v->zero_pages)
+                        zero_saved_pages(v);
+        }
         if (v->dirty) {
                 /* "Pause the VM" before the final pass. */
                 atomic_store(&v->stop, true);
@@ -483,11 +513,11 @@ static int do_restore(struct vmm *v)
         double t0, t_run = 0, t_end = 0;
         int r;
 
-        if (v->fd < 0 && (v->fd = accept_one(v->listen_path)) < 0)
+        if (v->listen_path && (v->fd = accept_one(v->listen_path)) < 0)
                 return die(v, "accept", v->fd);
         t0 = now();
-        if ((r = savd_client_from_fd(&v->c, v->fd)) < 0)
-                return die(v, "client", r);
+        if ((r = connect_client(v)) < 0)
+                return die(v, "connect", r);
         r = savd_restore_hello(v->c, &info);
         if (r == 0)
                 r = restore_blocks(v, &info);
@@ -519,7 +549,7 @@ static void usage(FILE *f)
 {
         fprintf(f,
                 "Usage: example-vmm save URI|--fd N [options]\n"
-                "       example-vmm restore --listen PATH|--fd N [options]\n"
+                "       example-vmm restore URI|--fd N|--listen PATH [options]\n"
                 "  --fd N              a connected data channel instead of URI\n"
                 "  --listen PATH       (restore) accept savd's connection on PATH\n"
                 "  --mem MIB           guest RAM (default 64)\n"
@@ -531,6 +561,7 @@ static void usage(FILE *f)
                 "  --dirty             dirty pages from a thread during live passes\n"
                 "  --passes N          live passes before the final one\n"
                 "  --device-state N    bytes of device state (default 4096)\n"
+                "  --zero-pages N      (save) zero N pages with data after the first pass\n"
                 "  --hash              print the memory hash\n"
                 "  --dump FILE         write the final guest memory to FILE\n"
                 "  --prefault          (restore) populate guest RAM before the restore\n"
@@ -570,6 +601,7 @@ static int parse_opt(struct vmm *v, int c, const char *arg)
         case 'o': v->dump = arg; return 0;
         case 'q': v->quiet = true; return 0;
         case 'F': v->prefault = true; return 0;
+        case 'z': v->zero_pages = n; return num_ok ? 0 : -EINVAL;
         default: return -EINVAL;
         }
 }
@@ -586,6 +618,7 @@ static int parse_args(struct vmm *v, int argc, char **argv)
                 { "hash", no_argument, NULL, 'H' }, { "dump", required_argument, NULL, 'o' },
                 { "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
                 { "prefault", no_argument, NULL, 'F' },
+                { "zero-pages", required_argument, NULL, 'z' },
                 {}
         };
         int c;
@@ -617,7 +650,7 @@ int main(int argc, char **argv)
                 v.blocks[i].fd = v.blocks[i].log.fd = -1;
         if (argc < 2 || parse_args(&v, argc - 1, argv + 1) < 0 ||
             (strcmp(mode, "save") == 0 && !v.uri && v.fd < 0) ||
-            (strcmp(mode, "restore") == 0 && !v.listen_path && v.fd < 0) ||
+            (strcmp(mode, "restore") == 0 && !v.uri + !v.listen_path + (v.fd < 0) != 2) ||
             (strcmp(mode, "save") != 0 && strcmp(mode, "restore") != 0)) {
                 usage(stderr);
                 return 2;

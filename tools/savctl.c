@@ -23,7 +23,7 @@ static const struct savctl_command commands[] = {
         { "inspect", savctl_cmd_inspect, "inspect FILE [--json]" },
         { "verify",  savctl_cmd_verify,  "verify FILE" },
         { "save",    savctl_cmd_save,    "save NAME --output FILE|--output-fd N [--overwrite] [--wait]" },
-        { "restore", savctl_cmd_restore, "restore FILE --to unix:PATH [--wait]" },
+        { "restore", savctl_cmd_restore, "restore FILE --to unix:PATH|--native [--wait]" },
         { "wait",    savctl_cmd_wait,    "wait ID" },
         { "jobs",    savctl_cmd_jobs,    "jobs" },
         { "cancel",  savctl_cmd_cancel,  "cancel ID" },

@@ -28,10 +28,11 @@
  * Inline (no fds): savd_save_block(c, name, size, -1, 0) and
  * savd_save_pages() instead of the passes.
  *
- * Restore: accept the connection savd makes to the VMM (or use a
- * connected socket) and
+ * Restore through the daemon: `restore {"file": F, "protocol": "native"}`
+ * on the control socket (`savctl restore F --native`) returns a data URI
+ * (or, with "channel": "fd", a connected descriptor), and
  *
- *     savd_client_from_fd(&c, fd);
+ *     savd_connect(&c, data_uri);              // or savd_client_from_fd(&c, fd)
  *     savd_restore_hello(c, &info);            // blocks of the file
  *     for each info.blocks[i]: create memory, savd_restore_block(c, ...)
  *     savd_restore_run(c, &blob, &blob_len, &res);
@@ -57,7 +58,8 @@ extern "C" {
 
 struct savd_client;
 
-/* Connect to a data URI ("unix:PATH", or a plain socket path). */
+/* Connect to a data URI ("unix:PATH", or a plain socket path): the one a
+ * save or native restore job of savd returned. */
 int savd_connect(struct savd_client **ret, const char *uri);
 /* Use a connected stream socket (taken over: closed by savd_client_free). */
 int savd_client_from_fd(struct savd_client **ret, int fd);
