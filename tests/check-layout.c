@@ -20,6 +20,7 @@
 #include "macro.h"
 #include "mrm-layout.h"
 #include "mrm-reader.h"
+#include "test-util.h"
 
 #define EX_FILE_SIZE 0x4401B9U
 
@@ -174,32 +175,11 @@ static const struct row ex_rows[] = {
         { 0x440025, 404, ROW_JSON, NULL, 0 },
 };
 
-/* Expand "01 00*31 03" into bytes; returns the count. */
-static size_t parse_hex(const char *s, uint8_t *out, size_t max)
-{
-        size_t n = 0;
-        while (*s) {
-                char *end;
-                unsigned long v = strtoul(s, &end, 16);
-                unsigned long rep = 1;
-                ck_assert_ptr_ne(end, s);
-                if (*end == '*')
-                        rep = strtoul(end + 1, &end, 10);
-                ck_assert_uint_le(n + rep, max);
-                memset(out + n, (int)v, rep);
-                n += rep;
-                s = end;
-                while (*s == ' ')
-                        s++;
-        }
-        return n;
-}
-
 static void expected_row(const struct row *r, uint8_t *exp)
 {
         switch (r->kind) {
         case ROW_HEX:
-                ck_assert_uint_eq(parse_hex(r->text, exp, r->len), r->len);
+                ck_assert_uint_eq(test_parse_hex(r->text, exp, r->len), r->len);
                 break;
         case ROW_STR:
                 ck_assert_uint_eq(strlen(r->text), r->len);
@@ -429,9 +409,5 @@ static Suite *layout_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(layout_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return test_run_suite(layout_suite(), true);
 }

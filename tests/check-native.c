@@ -54,19 +54,14 @@
 #include "savd/client.h"
 #include "session-native.h"
 #include "session.h"
+#include "test-util.h"
 #include "zero-scan.h"
-
-#define CHECK(cond, ...) do {                                           \
-                if (_unlikely_(!(cond)))                                \
-                        ck_abort_msg(__VA_ARGS__);                      \
-        } while (0)
 
 #define PAGE            SAVD_NATIVE_PAGE_SIZE
 #define MIB             (1ULL << 20)
 #define MAX_GBLOCKS     8U
 #define STREAM_MAX      (64U << 10)
 
-static const char *testdata;
 static char workdir[256];
 static char out_path[512];              /* where the sessions save */
 
@@ -1581,7 +1576,7 @@ START_TEST(test_restore_qemu_file)
         size_t len = 1;
         int m0 = -1;
 
-        snprintf(path, sizeof(path), "%s/q10-mapped-ram.mrm", testdata);
+        snprintf(path, sizeof(path), "%s", testdata_path("q10-mapped-ram.mrm"));
         srv_init(&s);
         c = client_for(srv_start(&s, true, path));
         OK(c, savd_restore_hello(c, &info));
@@ -1652,21 +1647,7 @@ static Suite *suite(bool with_data)
 
 int main(void)
 {
-        char path[512];
-        bool with_data;
-        SRunner *sr;
-        int failed;
+        bool with_data = testdata_usable("q10-mapped-ram.mrm", "the QEMU file case is not run");
 
-        testdata = getenv("SAVD_TESTDATA");
-        snprintf(path, sizeof(path), "%s/q10-mapped-ram.mrm", testdata ? testdata : "");
-        with_data = testdata && access(path, R_OK) == 0;
-        if (!with_data)
-                fprintf(stderr, "SAVD_TESTDATA not usable: the QEMU file case is not run\n");
-        sr = srunner_create(suite(with_data));
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        if (failed)
-                return EXIT_FAILURE;
-        return with_data ? EXIT_SUCCESS : 77;
+        return test_run_suite(suite(with_data), with_data);
 }

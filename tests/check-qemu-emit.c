@@ -32,47 +32,14 @@
 #include "macro.h"
 #include "qemu-emit.h"
 #include "qemu-stream.h"
+#include "stream-builder.h"
+#include "test-util.h"
 #include "vmdesc.h"
-
-#define CHECK(cond, ...) do {                                           \
-                if (_unlikely_(!(cond)))                                \
-                        ck_abort_msg(__VA_ARGS__);                      \
-        } while (0)
-
-static const char *testdata;
-
-/* Read len bytes at off (len 0: to the end of the file). */
-static uint8_t *read_range(const char *name, off_t off, size_t *len)
-{
-        char path[4096];
-        struct stat st;
-        uint8_t *d;
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/%s", testdata, name);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        ck_assert_msg(fd >= 0, "open %s: %m", path);
-        ck_assert_int_eq(fstat(fd, &st), 0);
-        if (off < 0)
-                off = MAX(off + st.st_size, 0);
-        if (*len == 0 || *len > (size_t)(st.st_size - off))
-                *len = st.st_size - off;
-        d = malloc(*len);
-        ck_assert_ptr_nonnull(d);
-        for (size_t o = 0; o < *len;) {
-                ssize_t k = pread(fd, d + o, *len - o, off + o);
-                ck_assert_int_gt(k, 0);
-                o += k;
-        }
-        close(fd);
-        return d;
-}
 
 /* ---- re-encoding the QEMU 7.2 stream -------------------------------------- */
 
 struct reenc {
-        uint8_t *out;
-        size_t len, cap;
+        struct sbuf out;
         struct qemit_block blocks[8];
         char names[8][SAVD_NAME_MAX + 1];
         size_t n_blocks;
@@ -82,28 +49,19 @@ struct reenc {
         size_t sec_records;
 };
 
-static uint8_t *grow(struct reenc *e, size_t n)
-{
-        if (e->len + n > e->cap) {
-                e->cap = MAX(2 * e->cap, e->len + n + 65536);
-                e->out = realloc(e->out, e->cap);
-                ck_assert_ptr_nonnull(e->out);
-        }
-        e->len += n;
-        return e->out + e->len - n;
-}
-
 /* Append what an encoder writes (asked for its size first). */
 #define APPEND(e, fn, ...) do {                                                 \
                 ssize_t _n = fn(__VA_ARGS__, NULL, 0);                          \
                 CHECK(_n > 0, #fn ": %zd", _n);                                 \
-                CHECK(fn(__VA_ARGS__, grow((e), _n), _n) == _n, #fn " size");   \
+                CHECK(fn(__VA_ARGS__, sb_grow(&(e)->out, _n), _n) == _n,        \
+                      #fn " size");                                             \
         } while (0)
 
 static void append_header(struct reenc *e)
 {
-        CHECK(qemit_header(grow(e, QEMIT_HEADER_SIZE), QEMIT_HEADER_SIZE) == QEMIT_HEADER_SIZE,
-              "header");
+        uint8_t *d = sb_grow(&e->out, QEMIT_HEADER_SIZE);
+
+        CHECK(qemit_header(d, QEMIT_HEADER_SIZE) == QEMIT_HEADER_SIZE, "header");
 }
 
 static void close_section(struct reenc *e)
@@ -146,7 +104,7 @@ static void reencode_event(struct reenc *e, const struct qstream_event *ev)
         case QSTREAM_EV_PAGE:
                 APPEND(e, qemit_page_header, &e->cur, e->blocks, e->n_blocks,
                        ev->page.block, ev->page.page);
-                memcpy(grow(e, QEMU_TPS), ev->page.data, QEMU_TPS);
+                memcpy(sb_grow(&e->out, QEMU_TPS), ev->page.data, QEMU_TPS);
                 e->sec_records++;
                 break;
         case QSTREAM_EV_ZERO:
@@ -160,7 +118,7 @@ static void reencode_event(struct reenc *e, const struct qstream_event *ev)
                 APPEND(e, qemit_ram_end, e->id);
                 break;
         case QSTREAM_EV_DEVICE_TAIL:
-                memcpy(grow(e, ev->tail.len), ev->tail.data, ev->tail.len);
+                memcpy(sb_grow(&e->out, ev->tail.len), ev->tail.data, ev->tail.len);
                 break;
         }
 }
@@ -170,7 +128,7 @@ START_TEST(test_q72_reencode)
         struct qstream *p = qstream_new();
         struct reenc e = { 0 };
         size_t len = 0;
-        uint8_t *s = read_range("q72-legacy.stream", 0, &len);
+        uint8_t *s = testdata_read("q72-legacy.stream", 0, &len);
 
         for (size_t pos = 0; pos < len;) {
                 struct qstream_event ev;
@@ -185,12 +143,12 @@ START_TEST(test_q72_reencode)
         ck_assert_int_eq(qstream_finish(p), 0);
         ck_assert_uint_eq(e.n_blocks, 6);
         /* header and configuration, START, first PART record, then the whole */
-        ck_assert_mem_eq(e.out, s, 0x17);                       /* header, configuration */
-        ck_assert_mem_eq(e.out + 0x17, s + 0x17, 0xbd - 0x17); /* START with the block list */
-        ck_assert_mem_eq(e.out + 0xbd, s + 0xbd, 5 + 8 + 1 + 2); /* PART, first named record */
-        ck_assert_uint_eq(e.len, len);
-        ck_assert_mem_eq(e.out, s, len);
-        free(e.out);
+        ck_assert_mem_eq(e.out.p, s, 0x17);                       /* header, configuration */
+        ck_assert_mem_eq(e.out.p + 0x17, s + 0x17, 0xbd - 0x17); /* START with the block list */
+        ck_assert_mem_eq(e.out.p + 0xbd, s + 0xbd, 5 + 8 + 1 + 2); /* PART, first named record */
+        ck_assert_uint_eq(e.out.len, len);
+        ck_assert_mem_eq(e.out.p, s, len);
+        sb_free(&e.out);
         free(s);
         qstream_free(p);
 }
@@ -358,18 +316,18 @@ START_TEST(test_emit_parse)
         APPEND(&e, qemit_part_header, 5);
         for (uint64_t pg = 0; pg < 3; pg++) {
                 APPEND(&e, qemit_page_header, &cur, blocks, 2, 0, pg);
-                memset(grow(&e, QEMU_TPS), 0xa0 + pg, QEMU_TPS);
+                memset(sb_grow(&e.out, QEMU_TPS), 0xa0 + pg, QEMU_TPS);
         }
         APPEND(&e, qemit_zero_page, &cur, blocks, 2, 1, 0);
         APPEND(&e, qemit_section_tail, 5);
         APPEND(&e, qemit_ram_end, 5);
-        vmdesc_put_prefix(grow(&e, VMDESC_PREFIX_SIZE), 2);
-        memcpy(grow(&e, 2), "{}", 2);
+        vmdesc_put_prefix(sb_grow(&e.out, VMDESC_PREFIX_SIZE), 2);
+        memcpy(sb_grow(&e.out, 2), "{}", 2);
 
-        while (pos < e.len) {
+        while (pos < e.out.len) {
                 struct qstream_event ev;
                 size_t used;
-                int k = qstream_feed(p, e.out + pos, e.len - pos, &used, &ev);
+                int k = qstream_feed(p, e.out.p + pos, e.out.len - pos, &used, &ev);
 
                 ck_assert_msg(k >= 0, "%s", qstream_error(p));
                 pos += used;
@@ -398,7 +356,7 @@ START_TEST(test_emit_parse)
         ck_assert_int_eq(types[12], QSTREAM_EV_DEVICE_TAIL);
         ck_assert_int_eq(pages, 3);
         qstream_free(p);
-        free(e.out);
+        sb_free(&e.out);
 }
 END_TEST
 
@@ -419,7 +377,7 @@ static struct json_object *file_vmdesc(const char *name, char **raw, size_t *raw
 {
         size_t len = SAVD_MAX_VMDESC + VMDESC_PREFIX_SIZE;
         struct vmdesc_loc loc;
-        uint8_t *d = read_range(name, -(off_t)len, &len);
+        uint8_t *d = testdata_read(name, -(off_t)len, &len);
         struct json_object *o;
 
         ck_assert_int_eq(vmdesc_find(d, len, &loc), 1);
@@ -653,20 +611,7 @@ static Suite *suite(bool with_data)
 
 int main(void)
 {
-        struct stat st;
-        SRunner *sr;
-        bool with_data;
-        int failed;
+        bool with_data = testdata_usable(NULL, "QEMU file cases not run");
 
-        testdata = getenv("SAVD_TESTDATA");
-        with_data = testdata && stat(testdata, &st) == 0;
-        if (!with_data)
-                fprintf(stderr, "SAVD_TESTDATA not usable: QEMU file cases not run\n");
-        sr = srunner_create(suite(with_data));
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        if (failed)
-                return EXIT_FAILURE;
-        return with_data ? EXIT_SUCCESS : 77;
+        return test_run_suite(suite(with_data), with_data);
 }

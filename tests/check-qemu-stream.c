@@ -32,55 +32,9 @@
 #include "macro.h"
 #include "qemu-emit.h"
 #include "qemu-stream.h"
+#include "stream-builder.h"
+#include "test-util.h"
 #include "vmdesc.h"
-
-/* Check records the location of every passing ck_assert (a write to its
- * log), so loops over millions of records test with this instead. */
-#define CHECK(cond, ...) do {                                           \
-                if (_unlikely_(!(cond)))                                \
-                        ck_abort_msg(__VA_ARGS__);                      \
-        } while (0)
-
-/* ---- growable byte buffer ---------------------------------------------- */
-
-struct sbuf {
-        uint8_t *p;
-        size_t len, cap;
-};
-
-static uint8_t *sb_grow(struct sbuf *s, size_t n)
-{
-        if (s->len + n > s->cap) {
-                s->cap = MAX(2 * s->cap, s->len + n + 4096);
-                s->p = realloc(s->p, s->cap);
-                ck_assert_ptr_nonnull(s->p);
-        }
-        s->len += n;
-        return s->p + s->len - n;
-}
-
-static void sb_put(struct sbuf *s, const void *d, size_t n)
-{
-        if (n)
-                memcpy(sb_grow(s, n), d, n);
-}
-
-static void sb_u8(struct sbuf *s, uint8_t v) { *sb_grow(s, 1) = v; }
-static void sb_be16(struct sbuf *s, uint16_t v) { put_be16(sb_grow(s, 2), v); }
-static void sb_be32(struct sbuf *s, uint32_t v) { put_be32(sb_grow(s, 4), v); }
-static void sb_be64(struct sbuf *s, uint64_t v) { put_be64(sb_grow(s, 8), v); }
-
-static void sb_counted(struct sbuf *s, const char *str)
-{
-        sb_u8(s, strlen(str));
-        sb_put(s, str, strlen(str));
-}
-
-static void sb_free(struct sbuf *s)
-{
-        free(s->p);
-        *s = (struct sbuf){ 0 };
-}
 
 /* ---- running the parser --------------------------------------------------- */
 
@@ -224,31 +178,6 @@ static void run_free(struct run *r)
 
 /* ---- the QEMU 7.2 stream -------------------------------------------------- */
 
-static const char *testdata;
-
-static uint8_t *read_file(const char *name, size_t *len)
-{
-        char path[4096];
-        struct stat st;
-        uint8_t *d;
-        int fd;
-
-        snprintf(path, sizeof(path), "%s/%s", testdata, name);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        ck_assert_msg(fd >= 0, "open %s: %m", path);
-        ck_assert_int_eq(fstat(fd, &st), 0);
-        d = malloc(st.st_size);
-        ck_assert_ptr_nonnull(d);
-        for (off_t o = 0; o < st.st_size;) {
-                ssize_t k = pread(fd, d + o, st.st_size - o, o);
-                ck_assert_int_gt(k, 0);
-                o += k;
-        }
-        close(fd);
-        *len = st.st_size;
-        return d;
-}
-
 /* Determined from the bytes of q72-legacy.stream independently of savd. */
 #define Q72_LEN                 0xaf86f5U
 #define Q72_START_OFF           0x17U
@@ -278,7 +207,7 @@ static size_t q72_len;
 static void load_q72(void)
 {
         if (!q72)
-                q72 = read_file("q72-legacy.stream", &q72_len);
+                q72 = testdata_read("q72-legacy.stream", 0, &q72_len);
         ck_assert_uint_eq(q72_len, Q72_LEN);
 }
 
@@ -1378,20 +1307,7 @@ static Suite *suite(bool with_data)
 
 int main(void)
 {
-        struct stat st;
-        SRunner *sr;
-        bool with_data;
-        int failed;
+        bool with_data = testdata_usable(NULL, "QEMU 7.2 stream cases not run");
 
-        testdata = getenv("SAVD_TESTDATA");
-        with_data = testdata && stat(testdata, &st) == 0;
-        if (!with_data)
-                fprintf(stderr, "SAVD_TESTDATA not usable: QEMU 7.2 stream cases not run\n");
-        sr = srunner_create(suite(with_data));
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        if (failed)
-                return EXIT_FAILURE;
-        return with_data ? EXIT_SUCCESS : 77;
+        return test_run_suite(suite(with_data), with_data);
 }

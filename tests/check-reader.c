@@ -23,8 +23,10 @@
 
 #include "bytes.h"
 #include "macro.h"
+#include "mem-source.h"
 #include "mrm-layout.h"
 #include "mrm-reader.h"
+#include "test-util.h"
 
 /* ---- the QEMU 10.2 reference file ---------------------------------- */
 
@@ -58,28 +60,18 @@ static uint8_t m0_fill(uint64_t i)
         return i % 3 == 0 ? (uint8_t)((i * 7 + 1) & 0xff) : 0;
 }
 
+/* Without $SAVD_TESTDATA the file is looked for next to the source tree. */
 static void load_q10(void)
 {
-        const char *dir = getenv("SAVD_TESTDATA");
+        const char *dir = testdata_dir();
         char path[4096];
-        struct stat st;
+        size_t len = 0;
 
         snprintf(path, sizeof(path), "%s/q10-mapped-ram.mrm", dir ? dir : "../shared/testdata");
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != Q10_SIZE) {
+        if (test_load_file(path, 0, &len, &q10) < 0 || len != Q10_SIZE) {
                 fprintf(stderr, "cannot use '%s'\n", path);
                 exit(EXIT_FAILURE);
         }
-        q10 = malloc(Q10_SIZE);
-        for (uint64_t off = 0; q10 && off < Q10_SIZE;) {
-                ssize_t n = pread(fd, q10 + off, Q10_SIZE - off, (off_t)off);
-                if (n <= 0)
-                        exit(EXIT_FAILURE);
-                off += (uint64_t)n;
-        }
-        close(fd);
-        if (!q10)
-                exit(EXIT_FAILURE);
 }
 
 /* Read and verify an image; returns the first error, 0 if valid. */
@@ -366,25 +358,6 @@ static const struct corruption corruptions[] = {
           Q10_EOF + 6 + 22 },
 };
 
-static size_t parse_hex(const char *s, uint8_t *out, size_t max)
-{
-        size_t n = 0;
-        while (*s) {
-                char *end;
-                unsigned long v = strtoul(s, &end, 16), rep = 1;
-                ck_assert_ptr_ne(end, s);
-                if (*end == '*')
-                        rep = strtoul(end + 1, &end, 10);
-                ck_assert_uint_le(n + rep, max);
-                memset(out + n, (int)v, rep);
-                n += rep;
-                s = end;
-                while (*s == ' ')
-                        s++;
-        }
-        return n;
-}
-
 START_TEST(test_corrupted)
 {
         const struct corruption *c = &corruptions[_i];
@@ -392,7 +365,7 @@ START_TEST(test_corrupted)
         struct mrm_file f;
         struct mrm_error err;
 
-        size_t n = parse_hex(c->bytes, patch, sizeof(patch));
+        size_t n = test_parse_hex(c->bytes, patch, sizeof(patch));
         uint8_t saved[64];
         memcpy(saved, q10 + c->off, n);
         memcpy(q10 + c->off, patch, n);
@@ -771,40 +744,37 @@ END_TEST
 
 /* ---- SAVD_MAX_BLOCKS over a sparse source ---------------------------- */
 
-struct extent {
-        uint64_t off;
-        size_t len;
-        uint8_t data[128];
+#define EXTENT_DATA_MAX 128
+
+/* A sparse file (mem-source.h) with room for the bytes of its extents. */
+struct sparse_file {
+        struct mem_source src;
+        struct mem_extent *ext;
+        uint8_t (*data)[EXTENT_DATA_MAX];
 };
 
-struct sparse_src {
-        struct extent *ext;             /* sorted by off */
-        size_t n;
-        uint64_t size;
-};
-
-static ssize_t sparse_pread(void *opaque, void *buf, size_t len, uint64_t off)
+static void sparse_file_free(struct sparse_file *s)
 {
-        const struct sparse_src *s = opaque;
+        free(s->ext);
+        free(s->data);
+}
 
-        if (off >= s->size)
-                return 0;
-        len = (size_t)MIN((uint64_t)len, s->size - off);
-        memset(buf, 0, len);
-        for (size_t i = 0; i < s->n; i++) {
-                const struct extent *e = &s->ext[i];
-                uint64_t a = MAX(off, e->off), b = MIN(off + len, e->off + e->len);
-                if (a < b)
-                        memcpy((uint8_t *)buf + (a - off), e->data + (a - e->off), b - a);
-        }
-        return (ssize_t)len;
+/* Encoded bytes (at most EXTENT_DATA_MAX) for extent e, at off. */
+static uint8_t *extent_at(struct sparse_file *s, struct mem_extent *e, uint64_t off)
+{
+        uint8_t *d = s->data[e - s->ext];
+
+        e->off = off;
+        e->data = d;
+        return d;
 }
 
 /* n one-page blocks: a valid file for n <= SAVD_MAX_BLOCKS, and one with
  * an extra record in the stream otherwise. */
-static void many_blocks(unsigned n, struct sparse_src *s, struct mrm_layout *l)
+static void many_blocks(unsigned n, struct sparse_file *s, struct mrm_layout *l)
 {
         char name[16];
+        uint8_t *d;
 
         ck_assert_int_eq(mrm_layout_init(l, "pc", 2, 1), 0);
         for (unsigned i = 0; i < MIN(n, SAVD_MAX_BLOCKS); i++) {
@@ -814,10 +784,12 @@ static void many_blocks(unsigned n, struct sparse_src *s, struct mrm_layout *l)
         ck_assert_int_eq(mrm_layout_compute(l), 0);
 
         s->ext = calloc(n + 3, sizeof(*s->ext));
-        ck_assert_ptr_nonnull(s->ext);
-        struct extent *e = s->ext;
-        e->len = mrm_encode_prologue(l, e->data);
-        put_be64(e->data + e->len - 8, (uint64_t)n * QEMU_TPS | RAM_SAVE_FLAG_MEM_SIZE);
+        s->data = calloc(n + 3, sizeof(*s->data));
+        ck_assert(s->ext && s->data);
+        struct mem_extent *e = s->ext;
+        d = extent_at(s, e, 0);
+        e->len = mrm_encode_prologue(l, d);
+        put_be64(d + e->len - 8, (uint64_t)n * QEMU_TPS | RAM_SAVE_FLAG_MEM_SIZE);
         e++;
         uint64_t end = 0;
         for (unsigned i = 0; i < n; i++, e++) {
@@ -832,42 +804,40 @@ static void many_blocks(unsigned n, struct sparse_src *s, struct mrm_layout *l)
                         b.bitmap_offset = b.header_offset + 28;
                         b.pages_offset = ROUND_UP(b.bitmap_offset + 8, MAPPED_RAM_ALIGN);
                 }
-                e->off = b.record_offset;
-                e->len = mrm_encode_block_record(&b, e->data);
+                e->len = mrm_encode_block_record(&b, extent_at(s, e, b.record_offset));
                 end = b.pages_offset + b.used_length;
         }
-        e->off = end;
-        e->len = mrm_encode_ram_tail(l, e->data);
+        e->len = mrm_encode_ram_tail(l, extent_at(s, e, end));
         e++;
-        e->off = end + l->ram_tail_size;
-        e->len = mrm_encode_trailer("{}", 2, e->data);
-        s->size = e->off + e->len;
-        s->n = (size_t)(e - s->ext) + 1;
+        e->len = mrm_encode_trailer("{}", 2, extent_at(s, e, end + l->ram_tail_size));
+        s->src = (struct mem_source) {
+                .ext = s->ext, .n = (size_t)(e - s->ext) + 1, .size = e->off + e->len,
+        };
 }
 
 START_TEST(test_max_blocks)
 {
-        struct sparse_src s;
+        struct sparse_file s;
         struct mrm_layout l;
         struct mrm_file f;
         struct mrm_error err;
 
         many_blocks(SAVD_MAX_BLOCKS, &s, &l);
-        ck_assert_int_eq(mrm_read(&f, sparse_pread, &s, s.size, &err), 0);
-        ck_assert_int_eq(mrm_verify(&f, sparse_pread, &s, &err), 0);
+        ck_assert_int_eq(mrm_read(&f, mem_source_pread, &s.src, s.src.size, &err), 0);
+        ck_assert_int_eq(mrm_verify(&f, mem_source_pread, &s.src, &err), 0);
         ck_assert_uint_eq(f.layout.n_blocks, SAVD_MAX_BLOCKS);
         ck_assert_uint_eq(f.pages_zero, SAVD_MAX_BLOCKS);
         ck_assert_uint_eq(f.pages_present, 0);
         mrm_file_free(&f);
-        free(s.ext);
+        sparse_file_free(&s);
         mrm_layout_free(&l);
 
         many_blocks(SAVD_MAX_BLOCKS + 1, &s, &l);
-        ck_assert_int_eq(mrm_read(&f, sparse_pread, &s, s.size, &err), -E2BIG);
+        ck_assert_int_eq(mrm_read(&f, mem_source_pread, &s.src, s.src.size, &err), -E2BIG);
         ck_assert_str_eq(err.msg, "more than 1024 RAM blocks");
         ck_assert_uint_eq(err.offset, s.ext[SAVD_MAX_BLOCKS + 1].off);
         mrm_file_free(&f);
-        free(s.ext);
+        sparse_file_free(&s);
         mrm_layout_free(&l);
 }
 END_TEST
@@ -902,11 +872,10 @@ static Suite *reader_suite(void)
 
 int main(void)
 {
+        int r;
+
         load_q10();
-        SRunner *sr = srunner_create(reader_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
+        r = test_run_suite(reader_suite(), true);
         free(q10);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return r;
 }

@@ -54,90 +54,13 @@
 #include "qemu-emit.h"
 #include "qemu-stream.h"
 #include "session.h"
+#include "stream-builder.h"
+#include "test-util.h"
 #include "vmdesc.h"
-
-#define CHECK(cond, ...) do {                                           \
-                if (_unlikely_(!(cond)))                                \
-                        ck_abort_msg(__VA_ARGS__);                      \
-        } while (0)
 
 #define MAX_TEST_BLOCKS 8
 
-static const char *testdata;
 static char workdir[256];
-
-/* ---- byte buffers ---------------------------------------------------------- */
-
-struct sbuf {
-        uint8_t *p;
-        size_t len, cap;
-};
-
-static uint8_t *sb_grow(struct sbuf *s, size_t n)
-{
-        if (s->len + n > s->cap) {
-                s->cap = MAX(2 * s->cap, s->len + n + 4096);
-                s->p = realloc(s->p, s->cap);
-                ck_assert_ptr_nonnull(s->p);
-        }
-        s->len += n;
-        return s->p + s->len - n;
-}
-
-static void sb_put(struct sbuf *s, const void *d, size_t n)
-{
-        if (n)
-                memcpy(sb_grow(s, n), d, n);
-}
-
-static void sb_u8(struct sbuf *s, uint8_t v) { *sb_grow(s, 1) = v; }
-static void sb_be16(struct sbuf *s, uint16_t v) { put_be16(sb_grow(s, 2), v); }
-static void sb_be32(struct sbuf *s, uint32_t v) { put_be32(sb_grow(s, 4), v); }
-static void sb_be64(struct sbuf *s, uint64_t v) { put_be64(sb_grow(s, 8), v); }
-
-static void sb_counted(struct sbuf *s, const char *str)
-{
-        sb_u8(s, (uint8_t)strlen(str));
-        sb_put(s, str, strlen(str));
-}
-
-/* Append what an snprintf-style encoder writes. */
-#define SB_EMIT(s, call_with_buf) do {                                  \
-                uint8_t _b[4096];                                       \
-                uint8_t *buf = _b;                                      \
-                size_t size = sizeof(_b);                               \
-                ssize_t _n = (call_with_buf);                           \
-                ck_assert_int_gt(_n, 0);                                \
-                sb_put((s), _b, (size_t)_n);                            \
-        } while (0)
-
-static uint8_t *read_whole(const char *path, size_t *len)
-{
-        struct stat st;
-        uint8_t *d;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-        ck_assert_msg(fd >= 0, "open %s: %m", path);
-        ck_assert_int_eq(fstat(fd, &st), 0);
-        d = malloc(MAX(st.st_size, 1));
-        ck_assert_ptr_nonnull(d);
-        for (off_t o = 0; o < st.st_size;) {
-                ssize_t k = pread(fd, d + o, st.st_size - o, o);
-                ck_assert_int_gt(k, 0);
-                o += k;
-        }
-        close(fd);
-        *len = st.st_size;
-        return d;
-}
-
-static char *data_path(const char *name)
-{
-        static char p[4096];
-
-        snprintf(p, sizeof(p), "%s/%s", testdata, name);
-        return p;
-}
 
 static char *work_path(const char *name)
 {
@@ -566,7 +489,7 @@ static void load_q72(struct q72_tail *q)
         size_t used, pos = 0;
         struct qstream_event ev;
 
-        q->stream = read_whole(data_path(Q72_NAME), &q->len);
+        q->stream = test_read_file(testdata_path(Q72_NAME), &q->len);
         /* Where the parser's device tail starts. */
         while (pos < q->len) {
                 int r = qstream_feed(p, q->stream + pos, q->len - pos, &used, &ev);
@@ -641,15 +564,22 @@ static void check_m0_slots(const struct opened *o)
         free(pages);
 }
 
+/* Saves the QEMU 7.2 stream and opens the result and QEMU 10.2's file of
+ * the same guest, both verified. */
+static void save_q72_and_open(struct q72_tail *q, struct opened *ours, struct opened *qemu)
+{
+        load_q72(q);
+        save_q72(q, "q72.mrm", &plain);
+        open_verified(work_path("q72.mrm"), ours);
+        open_verified(testdata_path(Q10_NAME), qemu);
+}
+
 START_TEST(test_q72_save_matches_q10)
 {
         struct q72_tail q;
         struct opened ours, qemu;
 
-        load_q72(&q);
-        save_q72(&q, "q72.mrm", &plain);
-        open_verified(work_path("q72.mrm"), &ours);
-        open_verified(data_path(Q10_NAME), &qemu);
+        save_q72_and_open(&q, &ours, &qemu);
 
         ck_assert_str_eq(ours.f.layout.machine, "pc-q35-7.2");
         ck_assert_uint_eq(ours.f.layout.ram_section_id, 2);     /* the stream's */
@@ -680,10 +610,7 @@ START_TEST(test_q72_save_vmdesc)
         struct q72_tail q;
         struct opened ours, qemu;
 
-        load_q72(&q);
-        save_q72(&q, "q72.mrm", &plain);
-        open_verified(work_path("q72.mrm"), &ours);
-        open_verified(data_path(Q10_NAME), &qemu);
+        save_q72_and_open(&q, &ours, &qemu);
         ck_assert_ptr_nonnull(ours.f.vmdesc);
         ck_assert_ptr_nonnull(qemu.f.vmdesc);
         ck_assert(json_object_equal(member(ours.f.vmdesc, "configuration"),
@@ -715,8 +642,8 @@ START_TEST(test_q72_save_variants)
         struct save_opts o = { .chunk = 4093, .out_fd = fd, .io_mode = IO_MODE_BUFFERED };
         save_q72(&q, "b.mrm", &o);
         close(fd);
-        uint8_t *a = read_whole(work_path("a.mrm"), &a_len);
-        uint8_t *b = read_whole(work_path("b.mrm"), &b_len);
+        uint8_t *a = test_read_file(work_path("a.mrm"), &a_len);
+        uint8_t *b = test_read_file(work_path("b.mrm"), &b_len);
         ck_assert_uint_eq(a_len, b_len);
         ck_assert(memcmp(a, b, a_len) == 0);
         free(a);
@@ -764,7 +691,7 @@ static void restore_and_check(const char *path, bool by_fd)
 
 START_TEST(test_restore_q10)
 {
-        restore_and_check(data_path(Q10_NAME), _i == 1);
+        restore_and_check(testdata_path(Q10_NAME), _i == 1);
 }
 END_TEST
 
@@ -1167,7 +1094,7 @@ END_TEST
 static void copy_file(const char *from, const char *to)
 {
         size_t len;
-        uint8_t *d = read_whole(from, &len);
+        uint8_t *d = test_read_file(from, &len);
         int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
         ck_assert_int_ge(fd, 0);
@@ -1221,7 +1148,7 @@ START_TEST(test_restore_peer_gone)
 {
         struct restore_result res;
 
-        run_restore(data_path(Q10_NAME), -1, 100000, &res);
+        run_restore(testdata_path(Q10_NAME), -1, 100000, &res);
         ck_assert_int_lt(res.r, 0);
         ck_assert_msg(strstr(res.err, "closed the connection"), "%s", res.err);
         ck_assert_uint_eq(res.got.len, 100000);
@@ -1273,7 +1200,7 @@ START_TEST(test_reader)
         const struct mrm_input_options *opt = &reader_opts[_i];
         char err[MRM_INPUT_ERR_MAX] = "";
         struct mrm_input *in = NULL;
-        int r = mrm_input_open(&in, -1, data_path(Q10_NAME), opt, err, sizeof(err));
+        int r = mrm_input_open(&in, -1, testdata_path(Q10_NAME), opt, err, sizeof(err));
 
         ck_assert_msg(r == 0, "%s", err);
         const struct mrm_file *f = mrm_input_file(in);
@@ -1320,7 +1247,7 @@ START_TEST(test_reader_errors)
         const struct mrm_input_options bad = { .read_size = 1000 };
 
         /* A callback error stops the reading and comes back. */
-        ck_assert_int_eq(mrm_input_open(&in, -1, data_path(Q10_NAME), NULL, err, sizeof(err)), 0);
+        ck_assert_int_eq(mrm_input_open(&in, -1, testdata_path(Q10_NAME), NULL, err, sizeof(err)), 0);
         struct collect c = { .f = mrm_input_file(in), .read_size = MRM_INPUT_DEFAULT_READ_SIZE,
                              .fail_at = 2 };
         ck_assert_int_eq(mrm_input_read_pages(in, collect_run, &c), -ENOTRECOVERABLE);
@@ -1330,10 +1257,10 @@ START_TEST(test_reader_errors)
         ck_assert_int_eq(mrm_input_read_into(in, dest, NULL, NULL), -EINVAL);
         mrm_input_free(in);
 
-        ck_assert_int_eq(mrm_input_open(&in, -1, data_path(Q10_NAME), &small, err, sizeof(err)), -E2BIG);
+        ck_assert_int_eq(mrm_input_open(&in, -1, testdata_path(Q10_NAME), &small, err, sizeof(err)), -E2BIG);
         ck_assert_msg(strstr(err, "'m0' is 33554432 bytes, more than max-block-size"), "%s", err);
-        ck_assert_int_eq(mrm_input_open(&in, -1, data_path(Q10_NAME), &bad, err, sizeof(err)), -EINVAL);
-        ck_assert_int_eq(mrm_input_open(&in, -1, data_path(Q72_NAME), NULL, err, sizeof(err)), -EBADMSG);
+        ck_assert_int_eq(mrm_input_open(&in, -1, testdata_path(Q10_NAME), &bad, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(mrm_input_open(&in, -1, testdata_path(Q72_NAME), NULL, err, sizeof(err)), -EBADMSG);
         ck_assert_msg(strstr(err, "not a valid mapped-ram file"), "%s", err);
 }
 END_TEST
@@ -1353,7 +1280,7 @@ START_TEST(test_reader_no_direct)
                 return;
         }
         snprintf(path, sizeof(path), "%s/q10.mrm", workdir);
-        copy_file(data_path(Q10_NAME), path);
+        copy_file(testdata_path(Q10_NAME), path);
         ck_assert_int_eq(mrm_input_open(&in, -1, path, NULL, err, sizeof(err)), 0);
         ck_assert_str_eq(mrm_input_io_mode(in), "buffered+uring");
         struct collect c = { .f = mrm_input_file(in), .read_size = MRM_INPUT_DEFAULT_READ_SIZE };
@@ -1411,20 +1338,7 @@ static Suite *suite(bool with_data)
 
 int main(void)
 {
-        struct stat st;
-        bool with_data;
-        SRunner *sr;
-        int failed;
+        bool with_data = testdata_usable(NULL, "only the hand-built cases run");
 
-        testdata = getenv("SAVD_TESTDATA");
-        with_data = testdata && stat(testdata, &st) == 0;
-        if (!with_data)
-                fprintf(stderr, "SAVD_TESTDATA not set: only the hand-built cases run\n");
-        sr = srunner_create(suite(with_data));
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        if (failed)
-                return EXIT_FAILURE;
-        return with_data ? EXIT_SUCCESS : 77;
+        return test_run_suite(suite(with_data), with_data);
 }

@@ -26,28 +26,10 @@
 #include <json-c/json.h>
 
 #include "control.h"
+#include "fuzz.h"
 
 #define PREFIX_SIZE     3U
 #define ERR_SIZE        256U
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define require(cond) do {                                                      \
-                if (!(cond)) {                                                  \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n",        \
-                                __FILE__, __LINE__, #cond);                     \
-                        abort();                                                \
-                }                                                               \
-        } while (0)
-
-static uint64_t fnv(uint64_t h, const void *buf, size_t len)
-{
-        const uint8_t *b = buf;
-
-        for (size_t i = 0; i < len; i++)
-                h = (h ^ b[i]) * 0x100000001b3ULL;
-        return h;
-}
 
 /* Arguments that passed ctl_request_parse() must read back within the
  * limits of the command table; required ones are present. */

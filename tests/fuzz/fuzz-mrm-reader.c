@@ -26,76 +26,39 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "fuzz.h"
 #include "macro.h"
+#include "mem-source.h"
 #include "mrm-reader.h"
 
 #define HDR_SIZE        9U
 #define EXT_HDR_SIZE    10U
 #define FLAG_SHORT      0x01
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define require(cond) do {                                                      \
-                if (!(cond)) {                                                  \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n",        \
-                                __FILE__, __LINE__, #cond);                     \
-                        abort();                                                \
-                }                                                               \
-        } while (0)
-
-struct extent {
-        uint64_t off;
-        const uint8_t *data;
-        size_t len;
-};
-
+/* The sparse file the input describes, with the storage of its extents. */
 struct sparse {
-        struct extent *ext;
-        size_t n;
-        uint64_t size;
-        size_t max_read;        /* 0: no limit */
-        uint64_t calls;
+        struct mem_source src;
+        struct mem_extent *ext;
 };
-
-static ssize_t sparse_pread(void *opaque, void *buf, size_t len, uint64_t off)
-{
-        struct sparse *s = opaque;
-
-        s->calls++;
-        if (off >= s->size)
-                return 0;
-        len = (size_t)MIN((uint64_t)len, s->size - off);
-        if (s->max_read)
-                len = MIN(len, s->max_read);
-        memset(buf, 0, len);
-        for (size_t i = 0; i < s->n; i++) {
-                const struct extent *e = &s->ext[i];
-                uint64_t e_end = e->off + e->len < e->off ? UINT64_MAX : e->off + e->len;
-                uint64_t a = MAX(off, e->off), b = MIN(off + len, e_end);
-                if (a < b)
-                        memcpy((uint8_t *)buf + (a - off), e->data + (a - e->off), b - a);
-        }
-        return (ssize_t)len;
-}
 
 /* Split the input into extents; returns false if it is too short. */
 static bool parse_input(const uint8_t *data, size_t size, struct sparse *s, uint8_t *flags)
 {
-        size_t max = size / EXT_HDR_SIZE + 1, pos = HDR_SIZE;
+        size_t max = size / EXT_HDR_SIZE + 1, pos = HDR_SIZE, n = 0;
 
         if (size < HDR_SIZE)
                 return false;
-        *s = (struct sparse) { .size = get_be64(data) };
         *flags = data[8];
         s->ext = calloc(max, sizeof(*s->ext));
         require(s->ext);
         while (pos + EXT_HDR_SIZE <= size) {
-                struct extent *e = &s->ext[s->n++];
+                struct mem_extent *e = &s->ext[n++];
                 e->off = get_be64(data + pos);
                 e->len = MIN((size_t)get_be16(data + pos + 8), size - pos - EXT_HDR_SIZE);
                 e->data = data + pos + EXT_HDR_SIZE;
                 pos += EXT_HDR_SIZE + e->len;
         }
+        s->src = (struct mem_source) { .ext = s->ext, .n = n, .size = get_be64(data) };
         return true;
 }
 
@@ -146,16 +109,16 @@ struct verdict {
         size_t n_blocks;
 };
 
-static void read_file(struct sparse *s, struct verdict *v)
+static void read_file(struct mem_source *s, struct verdict *v)
 {
         struct mrm_file f;
 
         memset(v, 0, sizeof(*v));
-        v->read = mrm_read(&f, sparse_pread, s, s->size, &v->err);
+        v->read = mrm_read(&f, mem_source_pread, s, s->size, &v->err);
         require(v->read <= 0);
         if (v->read == 0) {
                 require(f.layout.n_blocks > 0);
-                v->verify = mrm_verify(&f, sparse_pread, s, &v->err);
+                v->verify = mrm_verify(&f, mem_source_pread, s, &v->err);
                 require(v->verify <= 0);
                 if (v->verify == 0)
                         check_verified(&f);
@@ -181,10 +144,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (!parse_input(data, size, &s, &flags))
                 return 0;
-        read_file(&s, &a);
+        read_file(&s.src, &a);
         if (flags & FLAG_SHORT) {
-                s.max_read = 1 + (size_t)(flags >> 1) * 16;
-                read_file(&s, &b);
+                s.src.max_read = 1 + (size_t)(flags >> 1) * 16;
+                read_file(&s.src, &b);
                 require(a.read == b.read && a.verify == b.verify);
                 require(a.err.offset == b.err.offset && strcmp(a.err.msg, b.err.msg) == 0);
                 require(a.present == b.present && a.zero == b.zero);

@@ -20,22 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "macro.h"
 #include "native.h"
 
 #define CHUNK_SIZES     4U
 #define PREFIX_SIZE     (CHUNK_SIZES + 1U)
 #define OPT_SKIP_BULK   0x01
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define require(cond) do {                                                      \
-                if (!(cond)) {                                                  \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n",        \
-                                __FILE__, __LINE__, #cond);                     \
-                        abort();                                                \
-                }                                                               \
-        } while (0)
 
 struct outcome {
         uint64_t frames;        /* FNV-1a over every frame */
@@ -44,15 +35,6 @@ struct outcome {
         int result;             /* 0 or the decoder's -errno */
         char error[NATIVE_ERR_MAX];
 };
-
-static uint64_t fnv(uint64_t h, const void *buf, size_t len)
-{
-        const uint8_t *b = buf;
-
-        for (size_t i = 0; i < len; i++)
-                h = (h ^ b[i]) * 0x100000001b3ULL;
-        return h;
-}
 
 #define FNV_VAL(h, v) ((h) = fnv((h), &(v), sizeof(v)))
 
@@ -176,25 +158,28 @@ static bool feed(struct native_decoder *d, const uint8_t *buf, size_t len, bool 
         return true;
 }
 
+struct feeder {
+        struct native_decoder *d;
+        bool skip;
+        struct outcome *out;
+};
+
+static bool feed_chunk(void *opaque, const uint8_t *buf, size_t len)
+{
+        struct feeder *f = opaque;
+
+        return feed(f->d, buf, len, f->skip, f->out);
+}
+
 static void run(const uint8_t *data, size_t size, const uint8_t *sizes, uint8_t opts,
                 struct outcome *out)
 {
         struct native_decoder d;
-        size_t pos = 0, k = 0;
-        bool ok = true;
+        struct feeder f = { &d, opts & OPT_SKIP_BULK, out };
 
         memset(out, 0, sizeof(*out));
         native_decoder_init(&d, 1024ULL << ((opts >> 1) % 21));
-        while (ok && pos < size) {
-                size_t c = sizes ? sizes[k++ % CHUNK_SIZES] : 0;
-                c = (c == 0 || c > size - pos) ? size - pos : c;
-                uint8_t *chunk = malloc(c);
-                require(chunk);
-                memcpy(chunk, data + pos, c);
-                ok = feed(&d, chunk, c, opts & OPT_SKIP_BULK, out);
-                free(chunk);
-                pos += c;
-        }
+        fuzz_feed_chunks(data, size, sizes, CHUNK_SIZES, &f, feed_chunk);
         require(native_decoder_skip_bulk(&d, native_decoder_bulk_left(&d) + 1) == -EINVAL);
 }
 

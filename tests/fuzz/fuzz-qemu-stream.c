@@ -22,22 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "macro.h"
 #include "qemu-stream.h"
 #include "vmdesc.h"
 
 #define CHUNK_SIZES     4
 #define TAIL_KEEP_MAX   (1U << 20)      /* device tail kept for vmdesc_find() */
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define require(cond) do {                                                      \
-                if (!(cond)) {                                                  \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n",        \
-                                __FILE__, __LINE__, #cond);                     \
-                        abort();                                                \
-                }                                                               \
-        } while (0)
 
 /* What one run observed, reduced to numbers that must not depend on how
  * the input was split. */
@@ -59,15 +50,6 @@ struct run {
         size_t tail_len;
         bool tail_overflow;
 };
-
-static uint64_t fnv(uint64_t h, const void *buf, size_t len)
-{
-        const uint8_t *b = buf;
-
-        for (size_t i = 0; i < len; i++)
-                h = (h ^ b[i]) * 0x100000001b3ULL;
-        return h;
-}
 
 static uint64_t fnv_u64(uint64_t h, uint64_t v)
 {
@@ -173,8 +155,10 @@ static void on_event(struct run *r, const struct qstream_event *ev, const uint8_
 
 /* Feed one chunk (or, with len == 0, drain a pending event).  Returns
  * false once the parser has failed. */
-static bool feed(struct run *r, const uint8_t *buf, size_t len)
+static bool feed(void *opaque, const uint8_t *buf, size_t len)
 {
+        struct run *r = opaque;
+
         do {
                 struct qstream_event ev;
                 size_t used = SIZE_MAX;
@@ -232,24 +216,14 @@ static void run_stream(const uint8_t *data, size_t size, const uint8_t *sizes,
                        bool keep, struct outcome *out)
 {
         struct run r = { .out = out, .keep_tail = keep };
-        size_t pos = 0, k = 0;
-        bool ok = true;
+        bool ok;
 
         memset(out, 0, sizeof(*out));
         r.p = qstream_new();
         require(r.p);
         if (keep)
                 require((r.tail = malloc(TAIL_KEEP_MAX)));
-        while (ok && pos < size) {
-                size_t c = sizes ? sizes[k++ % CHUNK_SIZES] : 0;
-                c = (c == 0 || c > size - pos) ? size - pos : c;
-                uint8_t *chunk = malloc(c);
-                require(chunk);
-                memcpy(chunk, data + pos, c);
-                ok = feed(&r, chunk, c);
-                free(chunk);
-                pos += c;
-        }
+        ok = fuzz_feed_chunks(data, size, sizes, CHUNK_SIZES, &r, feed);
         if (ok)
                 ok = feed(&r, NULL, 0);
         out->finish_result = qstream_finish(r.p);

@@ -21,21 +21,12 @@
 
 #include <json-c/json.h>
 
+#include "fuzz.h"
 #include "macro.h"
 #include "vmdesc.h"
 
 #define PREFIX_SIZE     2U
 #define CONFIG_PREFIX   "{\"configuration\":"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define require(cond) do {                                                      \
-                if (!(cond)) {                                                  \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n",        \
-                                __FILE__, __LINE__, #cond);                     \
-                        abort();                                                \
-                }                                                               \
-        } while (0)
 
 static char long_cap[SAVD_NAME_MAX + 1];        /* the longest name allowed */
 static const char *const cap_pool[] = { "mapped-ram", "x-ignore-shared", "\"quoted\\\"", long_cap };

@@ -35,6 +35,7 @@
 #include "native.h"
 #include "qemu-emit.h"
 #include "qemu-stream.h"
+#include "testdata.h"
 #include "vmdesc.h"
 
 #define SEED_MAX        (8U << 10)      /* largest seed written */
@@ -93,23 +94,14 @@ static void write_seed(const char *fuzzer, const char *name, const void *buf, si
 static uint8_t *read_file(const char *dir, const char *name, size_t *len)
 {
         char path[PATH_MAX_LEN];
-        struct stat st;
-        uint8_t *buf;
-        int fd;
+        uint8_t *buf = NULL;
+        int r;
 
         snprintf(path, sizeof(path), "%s/%s", dir, name);
-        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
-                die("open '%s': %m", path);
-        if (!(buf = malloc((size_t)st.st_size)))
-                die("out of memory");
-        for (size_t off = 0; off < (size_t)st.st_size;) {
-                ssize_t n = pread(fd, buf + off, (size_t)st.st_size - off, (off_t)off);
-                if (n <= 0)
-                        die("read '%s': %m", path);
-                off += (size_t)n;
-        }
-        close(fd);
-        *len = (size_t)st.st_size;
+        *len = 0;
+        r = test_load_file(path, 0, len, &buf);
+        if (r < 0)
+                die("read '%s': %s", path, strerror(-r));
         return buf;
 }
 
