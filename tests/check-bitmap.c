@@ -21,6 +21,7 @@
 
 #include "macro.h"
 #include "shm-bitmap.h"
+#include "test-util.h"
 
 /* Blocks of 130 pages (3 words, last one partial), 64 pages (exactly one
  * word) and 1 page. */
@@ -336,11 +337,5 @@ static Suite *bitmap_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(bitmap_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return test_run_suite(bitmap_suite(), true);
 }

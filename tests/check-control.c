@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "control.h"
+#include "test-util.h"
 
 /* ---- Framing ------------------------------------------------------------ */
 
@@ -519,11 +520,5 @@ static Suite *control_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(control_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return test_run_suite(control_suite(), true);
 }

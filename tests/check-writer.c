@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "test-util.h"
 #include "writer-pool.h"
 #include "writer-util.h"
 
@@ -659,11 +660,5 @@ static Suite *writer_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(writer_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return test_run_suite(writer_suite(), true);
 }
