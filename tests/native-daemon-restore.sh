@@ -11,6 +11,7 @@
 # file is refused in the reply, a damaged one fails the job before the VMM
 # is sent anything but the error.
 source "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+source "$top_srcdir/tests/vmm-functions.sh"
 requires python3 cmp
 VMM=$top_builddir/tools/example-vmm
 [[ -x $VMM ]] || fail "build tools/example-vmm first"
@@ -18,26 +19,13 @@ export VMM TMPD=$tmpdir OUTDIR=$outdir
 
 start_daemon
 
-field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
-
-# same_guest SAVED RESTORED: memory and device state hashes, VM name.
-same_guest()
-{
-        local k a b
-        for k in memory-hash device-state-hash; do
-                a=$(field "$k" "$1") b=$(field "$k" "$2")
-                [[ -n $a && $a == "$b" ]] || fail "$k after restore: '$b', saved '$a'"
-        done
-        [[ $(field vm-name "$2") == example-vmm ]] || fail "VM name not restored"
-}
-
 note "zero-copy live save through savd: 3 blocks, a dirtying thread, 16 pages zeroed"
 "$SAVCTL" --socket "$sock" save live --output live.mrm >"$tmpdir/save.txt"
 { read -r uri; read -r _ job; } <"$tmpdir/save.txt"
 "$VMM" save "$uri" --mem 48 --blocks 3 --dirty --passes 3 --zero-pages 16 --device-state 7000 \
         --hash --dump "$tmpdir/saved.img" >"$tmpdir/saved.out" || fail "example-vmm save failed"
 "$SAVCTL" --socket "$sock" wait "$job" >/dev/null || fail "save job $job did not complete"
-[[ $(field pages-zeroed "$tmpdir/saved.out") == 16 ]] || fail "no page was zeroed after the first pass"
+[[ $(vmm_field pages-zeroed "$tmpdir/saved.out") == 16 ]] || fail "no page was zeroed after the first pass"
 expect_status 0 "$SAVCTL" verify "$outdir/live.mrm"
 
 note "savctl restore --native: the data URI, then the VMM restores from it"

@@ -9,6 +9,7 @@
 # hostile frame fails its own job only, while another save runs next to it.
 # A file whose device state was damaged no longer verifies.
 source "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
+source "$top_srcdir/tests/vmm-functions.sh"
 requires python3
 VMM=$top_builddir/tools/example-vmm
 SERVE=$top_builddir/tests/native-serve
@@ -40,8 +41,6 @@ restore_into_vmm()
         wait "$vpid" || { cat "$2"; fail "example-vmm restore failed"; }
 }
 
-field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
-
 note "zero-copy live save: 3 blocks, a dirtying thread, 4 passes"
 read -r job uri < <(job_uri live live.mrm)
 "$VMM" save "$uri" --mem 48 --blocks 3 --dirty --passes 4 --device-state 5000 --hash \
@@ -63,11 +62,7 @@ assert j["native"]["version"] == 1 and j["native"]["device-state"]["length"] == 
 assert [b["name"] for b in j["blocks"]] == ["ram0", "ram1", "ram2"], j["blocks"]
 PY
 restore_into_vmm "$outdir/live.mrm" "$tmpdir/live-restore.out"
-for k in memory-hash device-state-hash; do
-        a=$(field "$k" "$tmpdir/live.out") b=$(field "$k" "$tmpdir/live-restore.out")
-        [[ -n $a && $a == "$b" ]] || fail "$k after restore: '$b', saved '$a'"
-done
-[[ $(field vm-name "$tmpdir/live-restore.out") == example-vmm ]] || fail "VM name not restored"
+same_guest "$tmpdir/live.out" "$tmpdir/live-restore.out"
 
 note "inline save over a data channel handed back as a descriptor"
 py - <<'PY'
@@ -87,7 +82,7 @@ assert info["state"] == "completed" and info["protocol"] == "native", info
 PY
 expect_status 0 "$SAVCTL" verify "$outdir/inline.mrm"
 restore_into_vmm "$outdir/inline.mrm" "$tmpdir/inline-restore.out"
-[[ $(field memory-hash "$tmpdir/inline.out") == "$(field memory-hash "$tmpdir/inline-restore.out")" ]] ||
+[[ $(vmm_field memory-hash "$tmpdir/inline.out") == "$(vmm_field memory-hash "$tmpdir/inline-restore.out")" ]] ||
         fail "inline save did not restore to the same memory"
 
 note "a hostile client fails its own job; a save next to it completes"
