@@ -148,6 +148,9 @@ static void process_setup(void)
          * code narrows or widens each one explicitly. */
         umask(0027);
         signal(SIGPIPE, SIG_IGN);
+        /* A file size limit (RLIMIT_FSIZE) must fail the write that crosses
+         * it with EFBIG, failing that job only, not kill the daemon. */
+        signal(SIGXFSZ, SIG_IGN);
         /* Blocked before any thread exists, so only the loop sees them. */
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);

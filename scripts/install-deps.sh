@@ -8,7 +8,7 @@ packages=(
         gcc make autoconf automake libtool pkg-config
         liburing-dev libnuma-dev libsystemd-dev libjson-c-dev check
         qemu-system-x86 fio socat python3 systemd util-linux e2fsprogs
-        valgrind clang
+        valgrind clang libclang-rt-14-dev strace
 )
 
 missing=()
