@@ -36,6 +36,7 @@
 #include "macro.h"
 #include "session.h"
 #include "shm-bitmap.h"
+#include "stale-temps.h"
 #include "writer-pool.h"
 
 #define JOB_STATE_QUEUE 8       /* every state at most once per job */
@@ -1114,6 +1115,10 @@ static int manager_dirs(struct job_manager *m, const struct savd_config *cfg, ch
                 return -ENOTDIR;
         }
         remove_stale_sockets(m->jobs_dir);
+        unsigned n = remove_stale_temps(m->output_dir_fd);
+        if (n > 0)
+                log_notice("removed %u temporary file%s left in '%s' by saves that never "
+                           "completed", n, n == 1 ? "" : "s", m->output_dir);
         return 0;
 }
 

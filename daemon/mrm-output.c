@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -219,28 +220,49 @@ static int check_final_name(struct mrm_output *o, char *err, size_t errlen)
         return 0;
 }
 
-static void random_suffix(char out[7])
+#define TMP_SUFFIX ".part"
+#define TMP_RANDOM_LEN 6
+
+bool mrm_output_is_temp_name(const char *name)
+{
+        size_t len = strlen(name), sfx = strlen(TMP_SUFFIX);
+        const char *rnd;
+
+        /* "." + at least one byte of name + "." + 6 random + ".part" */
+        if (name[0] != '.' || len < 1 + 1 + 1 + TMP_RANDOM_LEN + sfx ||
+            strcmp(name + len - sfx, TMP_SUFFIX) != 0)
+                return false;
+        rnd = name + len - sfx - TMP_RANDOM_LEN;
+        if (rnd[-1] != '.')
+                return false;
+        for (int i = 0; i < TMP_RANDOM_LEN; i++)
+                if (!isalnum((unsigned char)rnd[i]))
+                        return false;
+        return true;
+}
+
+static void random_suffix(char out[TMP_RANDOM_LEN + 1])
 {
         static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        uint8_t rnd[6];
+        uint8_t rnd[TMP_RANDOM_LEN];
 
         if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
                 for (size_t i = 0; i < sizeof(rnd); i++)
                         rnd[i] = (uint8_t)(rand() ^ (int)getpid());
         for (size_t i = 0; i < sizeof(rnd); i++)
                 out[i] = chars[rnd[i] % (sizeof(chars) - 1)];
-        out[6] = '\0';
+        out[TMP_RANDOM_LEN] = '\0';
 }
 
 /* ".<name>.XXXXXX.part" next to the final name, created exclusively. */
 static int create_temp(struct mrm_output *o, char *err, size_t errlen)
 {
-        char tmp[256], sfx[7];
+        char tmp[256], sfx[TMP_RANDOM_LEN + 1];
         int r;
 
         for (int i = 0; i < TMP_NAME_TRIES; i++) {
                 random_suffix(sfx);
-                snprintf(tmp, sizeof(tmp), ".%.*s.%s.part", (int)TMP_NAME_PREFIX_MAX,
+                snprintf(tmp, sizeof(tmp), ".%.*s.%s" TMP_SUFFIX, (int)TMP_NAME_PREFIX_MAX,
                          o->final_name, sfx);
                 o->sfd = openat(o->dirfd, tmp,
                                 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);

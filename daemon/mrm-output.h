@@ -84,6 +84,10 @@ int mrm_output_drain(struct mrm_output *o);
 int mrm_output_append(struct mrm_output *o, const void *buf, size_t len);
 /* Make the file complete and durable; see the top of this file. */
 int mrm_output_commit(struct mrm_output *o);
+/* Is name (a directory entry) one of the ".<name>.XXXXXX.part" temporary
+ * files an output is written to before its commit?  What a crashed savd
+ * leaves behind; see remove_stale_temps(). */
+bool mrm_output_is_temp_name(const char *name);
 /* Stop, and remove the temporary file (no-op after commit). */
 void mrm_output_abort(struct mrm_output *o);
 void mrm_output_free(struct mrm_output *o);

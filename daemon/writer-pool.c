@@ -593,8 +593,18 @@ int wp_new(struct writer_pool **ret, const struct wp_params *p, char *err, size_
 
 static void worker_destroy(struct worker *w)
 {
-        if (w->ring_ok)
+        if (w->ring_ok) {
+                /* Drop the ring's references now: the kernel tears a ring
+                 * down later, in the background, and until then a
+                 * registered file that failed and was unlinked keeps its
+                 * blocks, and registered buffers stay pinned while the
+                 * buffer cache hands them to the next job. */
+                if (w->fixed_file)
+                        (void)io_uring_unregister_files(&w->ring);
+                if (w->n_fixed_buf)
+                        (void)io_uring_unregister_buffers(&w->ring);
                 io_uring_queue_exit(&w->ring);
+        }
         if (w->wake_fd >= 0)
                 close(w->wake_fd);
         buffer_cache_put(w->pool->p.cache, w->pool->p.topo, w->node, w->mem, w->mem_size);

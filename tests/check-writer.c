@@ -635,6 +635,30 @@ START_TEST(test_buffer_cache)
 }
 END_TEST
 
+/* The names a restarted daemon removes: only what create_temp() makes. */
+START_TEST(test_temp_names)
+{
+        static const struct { const char *name; bool temp; } t[] = {
+                { ".vm.mrm.AbC123.part", true },
+                { ".x.a1b2c3.part", true },
+                { ".a.b.c.000000.part", true },
+                { "vm.mrm.AbC123.part", false },        /* not hidden */
+                { ".vm.mrm.AbC12.part", false },        /* 5 random characters */
+                { ".vm.mrm.AbC1234.part", false },      /* 7 */
+                { ".vm.mrmAbC123.part", false },        /* no dot before them */
+                { ".vm.mrm.AbC-23.part", false },
+                { ".vm.mrm.AbC123.part~", false },
+                { "..AbC123.part", false },             /* no name */
+                { ".AbC123.part", false },
+                { ".part", false },
+                { "", false },
+        };
+
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+                ck_assert_msg(mrm_output_is_temp_name(t[i].name) == t[i].temp, "'%s'", t[i].name);
+}
+END_TEST
+
 static Suite *writer_suite(void)
 {
         Suite *s = suite_create("writer");
@@ -650,6 +674,7 @@ static Suite *writer_suite(void)
         tcase_add_test(tc, test_write_from_fake_numa);
         tcase_add_test(tc, test_bad_calls);
         tcase_add_test(tc, test_buffer_cache);
+        tcase_add_test(tc, test_temp_names);
         suite_add_tcase(s, tc);
         tc = tcase_create("pool");
         tcase_add_loop_test(tc, test_pool_workers, 0, 2);

@@ -13,7 +13,8 @@
 # it), and a restarted daemon (once through systemd-socket-activate)
 # completes new saves, also one under the name the crashed job had.  What
 # a crash leaves behind is only the hidden ".NAME.XXXXXX.part" temporary
-# file, never under a name that a reader could take for a save.
+# file, never under a name that a reader could take for a save, and the
+# restarted daemon removes those (and nothing else).
 source "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 requires python3 strace
 VMM=$top_builddir/tools/example-vmm
@@ -182,7 +183,7 @@ after_crash()
         fi
         for f in "$outdir"/.* "$outdir"/*; do
                 f=${f##*/}
-                [[ $f == . || $f == .. || $f == '*' ]] && continue
+                [[ $f == . || $f == .. || $f == '*' || $f == '.*' ]] && continue
                 [[ $f =~ ^[^.].*\.mrm$ || $f =~ ^\..+\.[A-Za-z0-9]{6}\.part$ ]] ||
                         fail "unexpected file after a crash: $f"
         done
@@ -198,12 +199,41 @@ for step in fdatasync rename fsync-dir reply; do
         note "SIGKILL on entry to $call ($step): expect $want"
         crash_at "$step" "$call"
         after_crash "crash-$step" "$want"
+        left=$(ls -a "$outdir" | grep -c '\.part$' || true)
+        note "left behind: $left temporary file(s)"
+        # Each crash_at starts a new daemon, which removes what the crash
+        # before it left: at most this crash's own file is there.
+        expect=0
+        [[ $want == none ]] && expect=1
+        ((left == expect)) || fail "$left temporary files after the $step crash, expected $expect"
 done
-ls -a "$outdir" >"$tmpdir/left.txt"
-note "left behind: $(grep -c '\.part$' "$tmpdir/left.txt") temporary file(s)"
+for step in fdatasync rename; do
+        grep -q "removed '\.crash-$step\.mrm\.[A-Za-z0-9]\{6\}\.part'" "$tmpdir/savd.log" ||
+                fail "the next daemon did not remove the temporary file of the $step crash"
+done
+# What the restart must and must not remove: a temporary file in a
+# subdirectory goes; a name that only looks alike, a link and a
+# directory with a temporary file's name stay.
+mkdir -p "$outdir/sub/deeper"
+: >"$outdir/sub/deeper/.vm.AbC123.part"
+: >"$outdir/keep.part"
+: >"$outdir/.vm.toolong7.part"
+ln -s /etc/hostname "$outdir/.link.AbC123.part"
+mkdir "$outdir/.dir.AbC123.part"
 
-note "restart: new saves work, also under a name a crashed job had"
+note "restart: stale temporary files removed; new saves work, also under a name a crashed job had"
 start_daemon
+for f in "$outdir"/.*.part "$outdir"/sub/deeper/.*.part; do
+        [[ -f $f && ! -L $f ]] || continue
+        [[ ${f##*/} == .vm.toolong7.part ]] && continue
+        fail "temporary file $f still there after the restart"
+done
+[[ -e $outdir/keep.part && -e $outdir/.vm.toolong7.part && -L $outdir/.link.AbC123.part &&
+   -d $outdir/.dir.AbC123.part ]] || fail "the restart removed a file that is not a temporary file"
+grep -q "removed 1 temporary file left in" "$tmpdir/savd.log" ||
+        fail "the daemon did not log the temporary file it removed"
+rm -rf "$outdir/sub" "$outdir/keep.part" "$outdir/.vm.toolong7.part" "$outdir/.link.AbC123.part" \
+        "$outdir/.dir.AbC123.part"
 native_save crash-fdatasync crash-fdatasync.mrm || { cat "$tmpdir/crash-fdatasync.vmm"; fail "save after restart failed"; }
 expect_status 0 "$SAVCTL" --socket "$sock" wait "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job"])' "$tmpdir/job.json")"
 expect_status 0 "$SAVCTL" verify "$outdir/crash-fdatasync.mrm"
@@ -248,4 +278,5 @@ native_save inflight inflight.mrm || { cat "$tmpdir/inflight.vmm"; fail "save af
 expect_status 0 "$SAVCTL" --socket "$sock" wait "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job"])' "$tmpdir/job.json")"
 expect_status 0 "$SAVCTL" verify "$outdir/inflight.mrm"
 after_crash inflight valid
+ls -a "$outdir" | grep '\.part$' && fail "the in-flight crash's temporary file survived the restart"
 stop_daemon
