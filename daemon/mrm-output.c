@@ -36,6 +36,7 @@
 #include "mrm-output.h"
 #include "numa-topo.h"
 #include "page-copy.h"
+#include "slot-prealloc.h"
 #include "writer-pool.h"
 
 #ifndef RWF_DONTCACHE
@@ -73,6 +74,7 @@ struct mrm_output {
         bool overwrite;
         bool direct;
         bool dontcache;
+        bool reserved;                  /* slots fallocate()d (slot-prealloc.h) */
         size_t buffer_size;
         struct batch cur;
         unsigned *node_rr;              /* per node round-robin cursor */
@@ -832,6 +834,12 @@ int mrm_output_commit(struct mrm_output *o)
         r = flush_and_drain(o);
         if (r < 0)
                 return r;
+        if (o->reserved) {
+                r = slots_release_unset(o->sfd, &o->layout, &o->bm);
+                if (r < 0)
+                        return fail(o, r, "release the unused slots of '%s': %s", o->display,
+                                    strerror(-r));
+        }
         r = write_bitmaps(o);
         if (r < 0)
                 return fail(o, r, "write bitmaps of '%s': %s", o->display, strerror(-r));
@@ -952,6 +960,10 @@ int mrm_output_create(struct mrm_output **ret, struct mrm_layout *layout,
                 r = setup_io(o, opt->writer.io_mode, err, errlen);
         if (r == 0)
                 r = write_stream_pieces(o, err, errlen);
+        /* Only O_DIRECT writes gain (buffered ones allocate at writeback);
+         * too little space for the whole RAM just means no reservation. */
+        if (r == 0 && o->direct)
+                o->reserved = slots_reserve(o->sfd, &o->layout) == 0;
         if (r == 0)
                 r = setup_pool(o, &opt->writer, err, errlen);
         if (r < 0)

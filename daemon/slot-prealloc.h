@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Reserving the page slots of an output file before the data arrives.
+ *
+ * An O_DIRECT write into a hole makes ext4 (and XFS) allocate blocks, which
+ * needs the inode lock exclusively: io_uring then hands every write to a
+ * kernel worker thread, and the workers queue (spinning) on that lock.
+ * Writes into blocks reserved beforehand with fallocate() are overwrites:
+ * they run under the shared lock, most of them straight from the
+ * submitting thread.  Reserving takes disk space for the whole RAM, zero
+ * pages included, so on commit the slots whose bit is clear (never
+ * written, or written and then zeroed) are punched out again and the file
+ * ends as sparse as without the reservation.
+ *
+ * Both steps are optimisations: a file system without fallocate, or too
+ * little free space, just means writing without it.  Since a reservation
+ * holds space that other jobs on the same file system might need for
+ * their data until this job commits, it is only made when at least as
+ * much again stays free, and 1/SLOTS_RESERVE_KEEP_FREE_DIV of the file
+ * system on top of that.
+ */
+#pragma once
+
+#include "mrm-layout.h"
+#include "shm-bitmap.h"
+
+#define SLOTS_RESERVE_KEEP_FREE_DIV 8U
+
+/* Reserve every block's slots in fd.  0 when all are reserved; otherwise
+ * -errno, with whatever was reserved released again. */
+int slots_reserve(int fd, const struct mrm_layout *l);
+/* Punch out the slots of pages whose bit is clear in bm.  Returns 0 or
+ * the first -errno. */
+int slots_release_unset(int fd, const struct mrm_layout *l, struct shm_bitmap *bm);
