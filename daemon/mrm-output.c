@@ -164,6 +164,11 @@ const char *mrm_output_io_mode(const struct mrm_output *o)
         return o->dontcache ? "buffered+dontcache" : "buffered";
 }
 
+bool mrm_output_slots_reserved(const struct mrm_output *o)
+{
+        return o->reserved;
+}
+
 const char *mrm_output_error(const struct mrm_output *o)
 {
         return o->error ? o->errmsg : NULL;

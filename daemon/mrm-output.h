@@ -55,6 +55,8 @@ const struct mrm_layout *mrm_output_layout(const struct mrm_output *o);
 struct shm_bitmap *mrm_output_bitmap(struct mrm_output *o);
 /* "direct", "buffered" or "buffered+dontcache" */
 const char *mrm_output_io_mode(const struct mrm_output *o);
+/* Were the page slots reserved at create (daemon/slot-prealloc.h)? */
+bool mrm_output_slots_reserved(const struct mrm_output *o);
 /* First error text, or NULL. */
 const char *mrm_output_error(const struct mrm_output *o);
 /* Writer pool counters and features (struct wp_stats in writer-pool.h). */

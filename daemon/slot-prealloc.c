@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
+#include <stdbool.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 
 #include "macro.h"
@@ -21,6 +24,18 @@ static int punch(int fd, uint64_t off, uint64_t len)
                 return 0;
         return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0 ?
                -errno : 0;
+}
+
+/* Only where reserving turns allocating writes into overwrites: on
+ * tmpfs fallocate() would allocate (and zero) memory for the whole RAM,
+ * and copy-on-write file systems allocate on every write anyway. */
+static bool worth_reserving(int fd)
+{
+        struct statfs sf;
+
+        if (fstatfs(fd, &sf) < 0)
+                return false;
+        return sf.f_type == EXT4_SUPER_MAGIC || sf.f_type == XFS_SUPER_MAGIC;
 }
 
 /* Would reserving total bytes leave the file system roomy enough that
@@ -42,6 +57,8 @@ int slots_reserve(int fd, const struct mrm_layout *l)
         uint64_t total = 0;
         int r;
 
+        if (!worth_reserving(fd))
+                return -EOPNOTSUPP;
         for (size_t i = 0; i < l->n_blocks; i++)
                 total += l->blocks[i].used_length;
         r = enough_room(fd, total);

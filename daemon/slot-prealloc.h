@@ -12,8 +12,10 @@
  * written, or written and then zeroed) are punched out again and the file
  * ends as sparse as without the reservation.
  *
- * Both steps are optimisations: a file system without fallocate, or too
- * little free space, just means writing without it.  Since a reservation
+ * Only ext4 and XFS are reserved on (tmpfs would allocate memory for the
+ * whole RAM; copy-on-write file systems allocate on every write anyway).
+ * Both steps are optimisations: another file system, or too little free
+ * space, just means writing without it.  Since a reservation
  * holds space that other jobs on the same file system might need for
  * their data until this job commits, it is only made when at least as
  * much again stays free, and 1/SLOTS_RESERVE_KEEP_FREE_DIV of the file
