@@ -302,6 +302,7 @@ static int open_input(struct qrestore *s)
 
         if (r < 0)
                 return r;
+        snprintf(s->req->io_mode, sizeof(s->req->io_mode), "%s", mrm_input_io_mode(s->in));
         s->f = mrm_input_file(s->in);
         return setup_blocks(s);
 }

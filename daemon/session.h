@@ -57,7 +57,7 @@ struct restore_request {
         atomic_bool *cancelled;
         atomic_uint_fast64_t *bytes_sent;       /* progress, may be NULL */
         uint64_t bytes_total;                    /* set by the session */
-        char io_mode[24];                       /* set by the native session: how the file is read */
+        char io_mode[24];                       /* set by the session: how the file is read */
 };
 
 /* Read the first bytes, tell the protocol apart and run the matching save

@@ -457,6 +457,25 @@ static void report_setup(struct worker *w, int r, const char *what)
         pthread_mutex_unlock(&pool->lock);
 }
 
+/* On the worker's own thread, before it exits.  The rings are
+ * IORING_SETUP_SINGLE_ISSUER: only this thread may unregister, and a ring
+ * closed after its thread is gone is torn down by the kernel in the
+ * background, which can take minutes.  Until then it keeps the output
+ * file (an unlinked failed output keeps its blocks: a full file system
+ * stays full) and keeps the buffers pinned.  Dropping them here, and
+ * closing the ring from the thread that used it, frees them at once. */
+static void close_ring(struct worker *w)
+{
+        if (!w->ring_ok)
+                return;
+        if (w->fixed_file)
+                (void)io_uring_unregister_files(&w->ring);
+        if (w->n_fixed_buf)
+                (void)io_uring_unregister_buffers(&w->ring);
+        io_uring_queue_exit(&w->ring);
+        w->ring_ok = false;
+}
+
 static void *worker_main(void *arg)
 {
         struct worker *w = arg;
@@ -470,6 +489,7 @@ static void *worker_main(void *arg)
         report_setup(w, r, what);
         if (r == 0)
                 worker_loop(w);     /* wp_new stops it if another worker failed */
+        close_ring(w);
         return NULL;
 }
 
@@ -593,18 +613,9 @@ int wp_new(struct writer_pool **ret, const struct wp_params *p, char *err, size_
 
 static void worker_destroy(struct worker *w)
 {
-        if (w->ring_ok) {
-                /* Drop the ring's references now: the kernel tears a ring
-                 * down later, in the background, and until then a
-                 * registered file that failed and was unlinked keeps its
-                 * blocks, and registered buffers stay pinned while the
-                 * buffer cache hands them to the next job. */
-                if (w->fixed_file)
-                        (void)io_uring_unregister_files(&w->ring);
-                if (w->n_fixed_buf)
-                        (void)io_uring_unregister_buffers(&w->ring);
+        /* A worker whose thread never started still has its ring. */
+        if (w->ring_ok)
                 io_uring_queue_exit(&w->ring);
-        }
         if (w->wake_fd >= 0)
                 close(w->wake_fd);
         buffer_cache_put(w->pool->p.cache, w->pool->p.topo, w->node, w->mem, w->mem_size);

@@ -75,5 +75,6 @@ c = Ctl()
 info = [j for j in c.ok("query-jobs") if j["type"] == "restore"][0]
 assert info["state"] == "completed", info
 assert info["bytes"] == info["total-bytes"] > 0, info
+assert info["protocol"] == "qemu" and info["io-mode"].split("+")[0] in ("direct", "buffered"), info
 PY
 stop_daemon
