@@ -143,28 +143,12 @@ PAGE = 4096
 NPAGES = 64                                      # one 256 KiB block
 mem = bytes((i * 13 + 1) & 0xff for i in range(256)) * (NPAGES * PAGE // 256)
 
-def frame(t, payload=b"", flags=0):
-    return struct.pack("<IHHII", len(payload), t, flags, 0, 0) + payload
+frame, read_frame = native_frame, native_read_frame
 
 def pages_frame(first, n):
     mask = bytes((n + 7) // 8)                   # no zero page
     return frame(PAGES, struct.pack("<IIQ", 0, n, first) + mask +
                  mem[first * PAGE:(first + n) * PAGE])
-
-def read_frame(s):
-    hdr = b""
-    while len(hdr) < 16:
-        b = s.recv(16 - len(hdr))
-        if not b:
-            raise EOFError("savd closed the channel")
-        hdr += b
-    n, t = struct.unpack("<IH", hdr[:6])
-    body = b""
-    while len(body) < n:
-        b = s.recv(n - len(body))
-        assert b, "short frame"
-        body += b
-    return t, body
 
 def expect_reply(s, req):
     t, body = read_frame(s)

@@ -17,21 +17,7 @@ import struct
 HELLO, BLOCK, START, DIRTY, SCAN, COMPLETE, REPLY, ERROR = 1, 2, 3, 4, 6, 8, 0x80, 0x81
 PAGE, MIB = 4096, 1 << 20
 
-def frame(t, payload=b"", flags=0, nfds=0):
-    return struct.pack("<IHHII", len(payload), t, flags, nfds, 0) + payload
-
-def read_frame(s):
-    buf = b""
-    while len(buf) < 16:
-        b = s.recv(16 - len(buf))
-        if not b:
-            raise EOFError("savd closed the channel")
-        buf += b
-    n, t = struct.unpack("<IH", buf[:6])
-    body = b""
-    while len(body) < n:
-        body += s.recv(n - len(body))
-    return t, body
+frame, read_frame = native_frame, native_read_frame
 
 def reply(s, req):
     t, body = read_frame(s)

@@ -304,6 +304,30 @@ def push_bytes(uri, data):
     except (BrokenPipeError, ConnectionResetError):
         pass
     s.close()
+
+# Native protocol frames (proto/native.md): a 16-byte little-endian
+# header (payload length, type, flags, descriptors, reserved), then the
+# payload.
+def native_frame(t, payload=b"", flags=0, nfds=0):
+    import struct
+    return struct.pack("<IHHII", len(payload), t, flags, nfds, 0) + payload
+
+def native_read_frame(s):
+    """(type, payload) of the next frame from socket s."""
+    import struct
+    hdr = b""
+    while len(hdr) < 16:
+        b = s.recv(16 - len(hdr))
+        if not b:
+            raise EOFError("savd closed the channel")
+        hdr += b
+    n, t = struct.unpack("<IH", hdr[:6])
+    body = b""
+    while len(body) < n:
+        b = s.recv(n - len(body))
+        assert b, "short frame"
+        body += b
+    return t, body
 PY
 export SAVD_PY_PRELUDE
 
