@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -26,6 +27,8 @@ struct buffer_cache {
         uint64_t max_bytes;
         uint64_t cached_bytes;
         uint64_t hits, misses;
+        uint64_t budget;                /* for charged buffers */
+        _Atomic uint64_t charged;
         unsigned n;
         struct region r[BUFFER_CACHE_MAX_REGIONS];
 };
@@ -38,6 +41,7 @@ int buffer_cache_new(struct buffer_cache **ret, uint64_t max_bytes)
                 return -ENOMEM;
         pthread_mutex_init(&c->lock, NULL);
         c->max_bytes = max_bytes;
+        c->budget = UINT64_MAX;
         *ret = c;
         return 0;
 }
@@ -118,6 +122,33 @@ void buffer_cache_put(struct buffer_cache *c, const struct numa_topo *t, unsigne
                 numa_topo_free(p, size);
 }
 
+void buffer_cache_set_budget(struct buffer_cache *c, uint64_t bytes)
+{
+        __atomic_store_n(&c->budget, bytes, __ATOMIC_RELAXED);
+}
+
+bool buffer_cache_charge(struct buffer_cache *c, uint64_t bytes)
+{
+        uint64_t budget, cur;
+
+        if (!c)
+                return true;
+        budget = __atomic_load_n(&c->budget, __ATOMIC_RELAXED);
+        cur = atomic_load_explicit(&c->charged, memory_order_relaxed);
+        do {
+                if (cur > budget || bytes > budget - cur)
+                        return false;
+        } while (!atomic_compare_exchange_weak_explicit(&c->charged, &cur, cur + bytes,
+                                                        memory_order_relaxed, memory_order_relaxed));
+        return true;
+}
+
+void buffer_cache_uncharge(struct buffer_cache *c, uint64_t bytes)
+{
+        if (c)
+                atomic_fetch_sub_explicit(&c->charged, bytes, memory_order_relaxed);
+}
+
 void buffer_cache_get_stats(struct buffer_cache *c, struct buffer_cache_stats *out)
 {
         *out = (struct buffer_cache_stats) {};
@@ -128,4 +159,5 @@ void buffer_cache_get_stats(struct buffer_cache *c, struct buffer_cache_stats *o
         out->hits = c->hits;
         out->misses = c->misses;
         pthread_mutex_unlock(&c->lock);
+        out->charged_bytes = atomic_load_explicit(&c->charged, memory_order_relaxed);
 }

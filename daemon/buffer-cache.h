@@ -13,9 +13,16 @@
  * so the cache never holds memory the host wants elsewhere.  The bytes
  * kept are bounded by the limit given at creation.  Thread-safe: pools
  * of several jobs allocate and free from their own threads.
+ *
+ * It also holds the daemon's budget for buffers in use: each job may fill
+ * a base of buffers of its own, and buffers beyond that are charged here
+ * while they hold data the disk has not taken.  Many VMMs saving at once
+ * into one slow disk (a host parking all its VMs) then share one bounded
+ * amount of memory instead of each holding max-inflight-bytes.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,8 +51,16 @@ void *buffer_cache_get(struct buffer_cache *c, const struct numa_topo *t, unsign
 void buffer_cache_put(struct buffer_cache *c, const struct numa_topo *t, unsigned node,
                       void *p, size_t size);
 
+/* The budget for charged buffers (UINT64_MAX, the default: no limit). */
+void buffer_cache_set_budget(struct buffer_cache *c, uint64_t bytes);
+/* Charge bytes to the budget: false, and nothing charged, when that would
+ * exceed it.  Always true for c NULL. */
+bool buffer_cache_charge(struct buffer_cache *c, uint64_t bytes);
+void buffer_cache_uncharge(struct buffer_cache *c, uint64_t bytes);
+
 struct buffer_cache_stats {
         uint64_t cached_bytes;
         uint64_t hits, misses;
+        uint64_t charged_bytes;         /* buffers in use beyond the bases */
 };
 void buffer_cache_get_stats(struct buffer_cache *c, struct buffer_cache_stats *out);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -49,6 +50,7 @@ static const struct config_key keys[] = {
         K("max-jobs",            KEY_UINT,      max_jobs, 1, SAVD_CONFIG_MAX_JOBS),
         K("max-inflight-bytes",  KEY_U64,       max_inflight_bytes,
           SAVD_CONFIG_MIN_INFLIGHT, SAVD_CONFIG_MAX_INFLIGHT),
+        K("max-buffer-bytes",    KEY_U64,       max_buffer_bytes, 0, SAVD_CONFIG_MAX_INFLIGHT),
         K("max-blocks",          KEY_UINT,      max_blocks, 1, SAVD_MAX_BLOCKS),
         K("max-block-size",      KEY_U64,       max_block_size, QEMU_TPS, SAVD_MAX_BLOCK_SIZE),
         K("max-clients",         KEY_UINT,      max_clients, 1, SAVD_CONFIG_MAX_CLIENTS),
@@ -79,6 +81,16 @@ const char *config_log_level_name(int level)
                 log_level_names[level] : "?";
 }
 
+/* Saves of many VMs at once must not take the memory the host needs
+ * (the VMs being saved still hold theirs). */
+static uint64_t default_max_buffer(void)
+{
+        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+        uint64_t ram = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+
+        return MIN(ram / SAVD_DEFAULT_MAX_BUFFER_DIV, SAVD_DEFAULT_MAX_BUFFER_CAP);
+}
+
 void config_init(struct savd_config *c)
 {
         *c = (struct savd_config) {
@@ -88,6 +100,7 @@ void config_init(struct savd_config *c)
                 .io_mode = IO_MODE_AUTO,
                 .max_jobs = SAVD_DEFAULT_MAX_JOBS,
                 .max_inflight_bytes = SAVD_DEFAULT_MAX_INFLIGHT,
+                .max_buffer_bytes = default_max_buffer(),
                 .max_blocks = SAVD_MAX_BLOCKS,
                 .max_block_size = SAVD_MAX_BLOCK_SIZE,
                 .max_clients = SAVD_DEFAULT_MAX_CLIENTS,

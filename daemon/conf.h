@@ -23,6 +23,9 @@
 #define SAVD_DEFAULT_MAX_CLIENTS        128U
 #define SAVD_DEFAULT_MAX_INFLIGHT       (1ULL << 30)
 #define SAVD_DEFAULT_SOCKET_MODE        0660U
+/* max-buffer-bytes: an eighth of the host's RAM, at most 4 GiB. */
+#define SAVD_DEFAULT_MAX_BUFFER_CAP     (4ULL << 30)
+#define SAVD_DEFAULT_MAX_BUFFER_DIV     8U
 
 /* Limits on the values themselves. */
 #define SAVD_CONFIG_MAX_FILE            (1U << 20)      /* bytes of the config file */
@@ -44,6 +47,7 @@ struct savd_config {
         enum io_mode io_mode;
         unsigned max_jobs;              /* jobs not ended, at once */
         uint64_t max_inflight_bytes;    /* write buffers per job */
+        uint64_t max_buffer_bytes;      /* all jobs' buffers beyond their base */
         unsigned max_blocks;
         uint64_t max_block_size;
         unsigned max_clients;           /* control connections */

@@ -98,6 +98,7 @@ struct job_manager {
         struct savd_limits limits;
         struct writer_config writer;
         struct buffer_cache *buffers;   /* write buffers kept between jobs */
+        uint64_t buffer_budget;         /* max-buffer-bytes */
         unsigned max_jobs;
 
         struct job *jobs;
@@ -982,6 +983,20 @@ int job_dismiss(struct job_manager *m, uint64_t id, char *err, size_t errlen)
         return 0;
 }
 
+/* Write-buffer memory: what running jobs hold beyond their base, the
+ * budget for it, and what is kept for the next jobs. */
+static struct json_object *buffer_stats(struct job_manager *m)
+{
+        struct json_object *o = json_object_new_object();
+        struct buffer_cache_stats bs;
+
+        buffer_cache_get_stats(m->buffers, &bs);
+        add_u64(o, "charged-bytes", bs.charged_bytes);
+        add_u64(o, "budget-bytes", m->buffer_budget);
+        add_u64(o, "cached-bytes", bs.cached_bytes);
+        return o;
+}
+
 struct json_object *job_stats(struct job_manager *m)
 {
         unsigned by_state[_CTL_JOB_STATE_MAX] = {};
@@ -1008,6 +1023,7 @@ struct json_object *job_stats(struct job_manager *m)
         json_object_object_add(o, "jobs", states);
         json_object_object_add(o, "jobs-ended", ended);
         add_u64(o, "jobs-created", m->created);
+        json_object_object_add(o, "buffers", buffer_stats(m));
         add_u64(o, "bytes", bytes);
         add_u64(o, "bytes-written", written);
         return o;
@@ -1074,6 +1090,8 @@ void job_manager_set_config(struct job_manager *m, const struct savd_config *cfg
          * so the next save does not fault and zero it in again. */
         m->writer.cache = m->buffers;
         buffer_cache_set_max(m->buffers, cfg->max_inflight_bytes);
+        buffer_cache_set_budget(m->buffers, cfg->max_buffer_bytes);
+        m->buffer_budget = cfg->max_buffer_bytes;
 }
 
 /* Data sockets left over by a daemon that did not exit cleanly. */

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -68,7 +69,8 @@ struct worker {
         struct wp_req *slots;
         uint8_t *state;                 /* enum slot_state, under pool->lock */
         /* under pool->lock */
-        uint32_t free_top;              /* stack linked through wp_req.next */
+        uint32_t free_top;              /* base slots: stack linked through wp_req.next */
+        uint32_t extra_top;             /* slots beyond the base, charged when taken */
         unsigned n_free;
         uint32_t q_head, q_tail;        /* FIFO linked through wp_req.next */
         uint64_t n_wakes;               /* under pool->lock */
@@ -90,6 +92,8 @@ struct writer_pool {
         int setup_error;
         char setup_msg[128];
         uint64_t outstanding;           /* slots queued or in flight */
+        unsigned base_slots;            /* per worker, not charged to the budget */
+        bool budget_short;              /* a take failed for the budget alone */
         int error;                      /* first write error, -errno */
         uint64_t error_offset;
         bool stopping;
@@ -148,6 +152,26 @@ static int probe_ops(struct worker *w, bool *have_fixed)
         return ok ? 0 : -EOPNOTSUPP;
 }
 
+/* Put a slot on its free stack; a slot beyond the base that was taken
+ * (charged) gives its charge back. */
+static void push_free_locked(struct worker *w, uint32_t slot, bool charged)
+{
+        struct writer_pool *pool = w->pool;
+        struct wp_req *r = &w->slots[slot];
+
+        w->state[slot] = SLOT_FREE;
+        if (slot < pool->base_slots) {
+                r->next = w->free_top;
+                w->free_top = slot;
+        } else {
+                r->next = w->extra_top;
+                w->extra_top = slot;
+                if (charged)
+                        buffer_cache_uncharge(pool->p.cache, pool->p.buffer_size);
+        }
+        w->n_free++;
+}
+
 static int alloc_slots(struct worker *w)
 {
         const struct wp_params *p = &w->pool->p;
@@ -161,30 +185,28 @@ static int alloc_slots(struct worker *w)
         w->state = calloc(n, 1);
         if (!w->slots || !w->state)
                 return -ENOMEM;
-        w->free_top = NO_SLOT;
+        w->free_top = w->extra_top = NO_SLOT;
+        w->n_free = 0;
         for (unsigned i = n; i-- > 0;) {
                 struct wp_req *r = &w->slots[i];
 
                 r->worker = w->index;
                 r->slot = i;
                 r->buf = (uint8_t *)w->mem + (size_t)i * p->buffer_size;
-                r->next = w->free_top;
-                w->free_top = i;
+                push_free_locked(w, i, false);  /* before the thread shares it */
         }
-        w->n_free = n;
         w->q_head = w->q_tail = NO_SLOT;
         return 0;
 }
 
 /* Registered buffers and fd are optimisations: failure is not an error.
- * Registering pins (and faults in) the memory at once, so only the first
- * WP_MAX_FIXED_BYTES of a large buffer pool are registered: the rest stays
- * untouched until a burst needs it, and is written with plain writes. */
+ * Registering pins (and faults in) the memory at once, so only the base
+ * slots (WP_BASE_BYTES) are registered: the rest stays untouched until a
+ * burst needs it, and is written with plain writes. */
 static void register_resources(struct worker *w, bool have_fixed)
 {
         const struct wp_params *p = &w->pool->p;
-        unsigned n = (unsigned)MIN((size_t)p->slots_per_worker,
-                                   MAX((size_t)1, WP_MAX_FIXED_BYTES / p->buffer_size));
+        unsigned n = w->pool->base_slots;
 
         if (io_uring_register_files(&w->ring, &p->fd, 1) == 0)
                 w->fixed_file = true;
@@ -278,10 +300,7 @@ static void release_list(struct worker *w, uint32_t head, unsigned n)
                 struct wp_req *r = &w->slots[head];
 
                 head = r->next;
-                w->state[r->slot] = SLOT_FREE;
-                r->next = w->free_top;
-                w->free_top = r->slot;
-                w->n_free++;
+                push_free_locked(w, r->slot, true);
         }
         pool->outstanding -= n;
         if (pool->outstanding == 0)
@@ -395,10 +414,7 @@ static void worker_abort(struct worker *w, int err)
         for (unsigned i = 0; i < pool->p.slots_per_worker; i++) {
                 if (w->state[i] != SLOT_QUEUED && w->state[i] != SLOT_INFLIGHT)
                         continue;
-                w->state[i] = SLOT_FREE;
-                w->slots[i].next = w->free_top;
-                w->free_top = i;
-                w->n_free++;
+                push_free_locked(w, i, true);
                 n++;
         }
         w->q_head = w->q_tail = NO_SLOT;
@@ -522,13 +538,20 @@ static int check_params(const struct wp_params *p)
 static struct writer_pool *pool_alloc(const struct wp_params *p)
 {
         struct writer_pool *pool = calloc(1, sizeof(*pool) + p->n_workers * sizeof(struct worker));
+        pthread_condattr_t ca;
 
         if (!pool)
                 return NULL;
         pool->p = *p;
         pool->n_workers = p->n_workers;
+        pool->base_slots = (unsigned)MIN((size_t)p->slots_per_worker,
+                                         MAX((size_t)1, WP_BASE_BYTES / p->buffer_size));
         pthread_mutex_init(&pool->lock, NULL);
-        pthread_cond_init(&pool->cond_free, NULL);
+        /* Budget waits time out on the monotonic clock. */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&pool->cond_free, &ca);
+        pthread_condattr_destroy(&ca);
         pthread_cond_init(&pool->cond_idle, NULL);
         pthread_cond_init(&pool->cond_start, NULL);
         for (unsigned i = 0; i < p->n_workers; i++) {
@@ -538,7 +561,7 @@ static struct writer_pool *pool_alloc(const struct wp_params *p)
                 w->index = i;
                 w->node = i % p->topo->n_nodes;
                 w->wake_fd = -1;
-                w->q_head = w->q_tail = w->free_top = NO_SLOT;
+                w->q_head = w->q_tail = w->free_top = w->extra_top = NO_SLOT;
         }
         return pool;
 }
@@ -657,14 +680,25 @@ unsigned wp_worker_node(const struct writer_pool *pool, unsigned worker)
         return pool->workers[worker].node;
 }
 
+/* A base slot if one is free, else a slot beyond the base if the budget
+ * allows one more buffer. */
 static struct wp_req *pop_free_locked(struct worker *w)
 {
+        struct writer_pool *pool = w->pool;
+        uint32_t *top = &w->free_top;
         struct wp_req *r;
 
-        if (w->n_free == 0)
-                return NULL;
-        r = &w->slots[w->free_top];
-        w->free_top = r->next;
+        if (*top == NO_SLOT) {
+                top = &w->extra_top;
+                if (*top == NO_SLOT)
+                        return NULL;
+                if (!buffer_cache_charge(pool->p.cache, pool->p.buffer_size)) {
+                        pool->budget_short = true;
+                        return NULL;
+                }
+        }
+        r = &w->slots[*top];
+        *top = r->next;
         w->n_free--;
         w->state[r->slot] = SLOT_PRODUCER;
         return r;
@@ -686,15 +720,38 @@ static struct wp_req *take_slot_locked(struct writer_pool *pool, int worker)
         return NULL;
 }
 
-int wp_get(struct writer_pool *pool, int worker, struct wp_req **ret)
+/* Until a slot of this pool is released, or for a short while when only
+ * the budget held us back: another job's pool frees budget without
+ * signalling this one. */
+static void wait_for_slot_locked(struct writer_pool *pool)
+{
+        struct timespec ts;
+
+        if (!pool->budget_short) {
+                pthread_cond_wait(&pool->cond_free, &pool->lock);
+                return;
+        }
+        pool->budget_short = false;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += WP_BUDGET_RETRY_NS;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&pool->cond_free, &pool->lock, &ts);
+}
+
+static int get_slot(struct writer_pool *pool, int worker, bool wait, struct wp_req **ret)
 {
         struct wp_req *r = NULL;
         int err;
 
         pthread_mutex_lock(&pool->lock);
-        while (!(err = pool->error) && !(r = take_slot_locked(pool, worker)))
-                pthread_cond_wait(&pool->cond_free, &pool->lock);
+        while (!(err = pool->error) && !(r = take_slot_locked(pool, worker)) && wait)
+                wait_for_slot_locked(pool);
         pthread_mutex_unlock(&pool->lock);
+        if (!r && err == 0)
+                return -EAGAIN;
         if (err < 0) {
                 if (r)
                         wp_put(pool, r);
@@ -707,15 +764,22 @@ int wp_get(struct writer_pool *pool, int worker, struct wp_req **ret)
         return 0;
 }
 
+int wp_get(struct writer_pool *pool, int worker, struct wp_req **ret)
+{
+        return get_slot(pool, worker, true, ret);
+}
+
+int wp_try_get(struct writer_pool *pool, int worker, struct wp_req **ret)
+{
+        return get_slot(pool, worker, false, ret);
+}
+
 void wp_put(struct writer_pool *pool, struct wp_req *r)
 {
         struct worker *w = &pool->workers[r->worker];
 
         pthread_mutex_lock(&pool->lock);
-        w->state[r->slot] = SLOT_FREE;
-        r->next = w->free_top;
-        w->free_top = r->slot;
-        w->n_free++;
+        push_free_locked(w, r->slot, true);
         pthread_cond_broadcast(&pool->cond_free);
         pthread_mutex_unlock(&pool->lock);
 }

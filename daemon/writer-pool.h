@@ -27,7 +27,13 @@
 #define WP_MAX_QUEUE_DEPTH      1024U
 #define WP_MAX_SLOTS            4096U           /* buffers per worker */
 #define WP_MAX_BUFFER_SIZE      (64U << 20)
-#define WP_MAX_FIXED_BYTES      (64U << 20)     /* registered per worker */
+/* Per worker, the first WP_BASE_BYTES of buffers are the base: always
+ * available and registered with the ring.  Buffers beyond it are charged
+ * to the daemon's budget (buffer-cache.h) while in use; when the budget is
+ * spent, wp_get waits (retrying every WP_BUDGET_RETRY_NS) as it does for
+ * the disk. */
+#define WP_BASE_BYTES           (64U << 20)
+#define WP_BUDGET_RETRY_NS      2000000L
 #define WP_BUFFER_ALIGN         4096U           /* O_DIRECT-safe alignment */
 
 struct wp_req {
@@ -87,6 +93,9 @@ unsigned wp_worker_node(const struct writer_pool *pool, unsigned worker);
  * worker < 0); blocks until one is free.  Returns -errno once the pool
  * failed. */
 int wp_get(struct writer_pool *pool, int worker, struct wp_req **ret);
+/* wp_get without waiting: -EAGAIN when no slot is free (or the budget
+ * allows none). */
+int wp_try_get(struct writer_pool *pool, int worker, struct wp_req **ret);
 /* Give an unused slot back without writing it. */
 void wp_put(struct writer_pool *pool, struct wp_req *r);
 /* Queue r (offset, len and optionally src set) to its worker. */

@@ -495,6 +495,20 @@ static void probe_complete(void *opaque, const struct wp_req *r)
 }
 
 /* Loop index 0: registered buffers; 1: plain writes. */
+struct budget_waiter {
+        struct writer_pool *pool;
+        struct wp_req *req;
+        int r;
+};
+
+static void *budget_wait(void *arg)
+{
+        struct budget_waiter *bw = arg;
+
+        bw->r = wp_get(bw->pool, -1, &bw->req);
+        return NULL;
+}
+
 START_TEST(test_pool_workers)
 {
         struct pool_probe probe = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -707,6 +721,74 @@ START_TEST(test_sparse_after_commit)
 }
 END_TEST
 
+/* Two pools share one budget: each has its base of buffers (4 here, 16
+ * MiB each), and buffers beyond it only while the budget (2 buffers)
+ * lasts; what one pool gives back, the other can take.  Slots are taken
+ * and given back without writing, so nothing depends on the disk. */
+START_TEST(test_pool_budget)
+{
+        enum { BUF = 16 << 20, BASE = WP_BASE_BYTES / BUF, SLOTS = BASE + 4 };
+        struct pool_probe probe[2] = {
+                { .lock = PTHREAD_MUTEX_INITIALIZER }, { .lock = PTHREAD_MUTEX_INITIALIZER },
+        };
+        struct numa_topo topo;
+        struct buffer_cache *cache;
+        struct writer_pool *pool[2];
+        struct wp_req *held[2][SLOTS], *r;
+        struct buffer_cache_stats st;
+        char name[] = "budget-XXXXXX", err[256] = "";
+        int fd = mkostemp(name, O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(numa_topo_init(&topo, 0), 0);
+        ck_assert_int_eq(buffer_cache_new(&cache, 0), 0);
+        buffer_cache_set_budget(cache, 2 * (uint64_t)BUF);
+        struct wp_params p = {
+                .topo = &topo, .cache = cache, .n_workers = 1, .queue_depth = 2,
+                .slots_per_worker = SLOTS, .buffer_size = BUF, .fd = fd,
+                .no_fixed_buffers = true, .complete = probe_complete,
+        };
+        for (int k = 0; k < 2; k++) {
+                p.opaque = &probe[k];
+                ck_assert_msg(wp_new(&pool[k], &p, err, sizeof(err)) == 0, "%s", err);
+        }
+        /* Pool 0: its base, then the whole budget, then no more. */
+        for (int i = 0; i < BASE + 2; i++)
+                ck_assert_int_eq(wp_try_get(pool[0], -1, &held[0][i]), 0);
+        ck_assert_int_eq(wp_try_get(pool[0], -1, &r), -EAGAIN);
+        buffer_cache_get_stats(cache, &st);
+        ck_assert_uint_eq(st.charged_bytes, 2 * (uint64_t)BUF);
+        /* Pool 1: its base is its own; beyond it the budget is spent. */
+        for (int i = 0; i < BASE; i++)
+                ck_assert_int_eq(wp_try_get(pool[1], -1, &held[1][i]), 0);
+        ck_assert_int_eq(wp_try_get(pool[1], -1, &r), -EAGAIN);
+        /* A buffer pool 0 gives back is pool 1's to take. */
+        wp_put(pool[0], held[0][BASE + 1]);
+        ck_assert_int_eq(wp_try_get(pool[1], -1, &held[1][BASE]), 0);
+        ck_assert_int_eq(wp_try_get(pool[0], -1, &r), -EAGAIN);
+        /* A blocking wp_get waits for budget another pool frees. */
+        struct budget_waiter bw = { .pool = pool[0] };
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, budget_wait, &bw), 0);
+        wp_put(pool[1], held[1][BASE]);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_int_eq(bw.r, 0);
+        held[0][BASE + 1] = bw.req;
+        /* Everything back: nothing stays charged. */
+        for (int i = 0; i < BASE + 2; i++)
+                wp_put(pool[0], held[0][i]);
+        for (int i = 0; i < BASE; i++)
+                wp_put(pool[1], held[1][i]);
+        buffer_cache_get_stats(cache, &st);
+        ck_assert_uint_eq(st.charged_bytes, 0);
+        for (int k = 0; k < 2; k++)
+                wp_free(pool[k]);
+        buffer_cache_free(cache);
+        close(fd);
+        unlink(name);
+}
+END_TEST
+
 static Suite *writer_suite(void)
 {
         Suite *s = suite_create("writer");
@@ -728,6 +810,7 @@ static Suite *writer_suite(void)
         tc = tcase_create("pool");
         tcase_add_loop_test(tc, test_pool_workers, 0, 2);
         tcase_add_test(tc, test_pool_error);
+        tcase_add_test(tc, test_pool_budget);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -10,7 +10,7 @@ source "${top_srcdir:-$(dirname "$0")/..}/tests/functions.sh"
 requires python3
 export OUTDIR=$outdir
 
-echo '{"max-jobs": 9}' >"$tmpdir/savd.conf"
+echo '{"max-jobs": 9, "max-buffer-bytes": 123456789}' >"$tmpdir/savd.conf"
 start_daemon --config "$tmpdir/savd.conf"
 
 py - <<'PY'
@@ -136,6 +136,7 @@ open_jobs = [c.ok("save", {"name": f"vm{i}", "output": f"vm{i}.mrm"})["job"] for
 c.err("save", {"name": "vm9", "output": "vm9.mrm"}, cls="LimitReached", match="max-jobs")
 st = c.ok("query-stats")
 assert st["jobs"]["waiting-for-client"] == 9, st
+assert st["buffers"]["budget-bytes"] == 123456789 and st["buffers"]["charged-bytes"] == 0, st
 c.ok("job-cancel", {"job": open_jobs[0]})
 c.wait_job(open_jobs[0])
 extra = c.ok("save", {"name": "vm9", "output": "vm9.mrm"})["job"]
