@@ -34,7 +34,7 @@
 #define SAVD_CONFIG_MAX_JOBS            4096U
 #define SAVD_CONFIG_MAX_CLIENTS         65536U
 #define SAVD_CONFIG_MAX_GROUPS          64U
-#define SAVD_CONFIG_MIN_INFLIGHT        (1ULL << 20)
+#define SAVD_CONFIG_MIN_INFLIGHT        (8ULL << 20)    /* two writer buffers */
 #define SAVD_CONFIG_MAX_INFLIGHT        (64ULL << 30)
 #define SAVD_CONFIG_MAX_PATH            1024U           /* runtime-dir, output-dir */
 

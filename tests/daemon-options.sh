@@ -38,7 +38,7 @@ conf() { printf '%s\n' "$1" >"$tmpdir/c.conf"; bad --config "$tmpdir/c.conf" -- 
 conf '{"writers": 2, "colour": "blue"}' "unknown key 'colour'"
 conf '{"writers": "2"}' "'writers' must be a non-negative integer"
 conf '{"max-clients": 0}' "'max-clients' must be between 1 and"
-conf '{"max-inflight-bytes": 1024}' "'max-inflight-bytes' must be between 1048576"
+conf '{"max-inflight-bytes": 1048576}' "'max-inflight-bytes' must be between 8388608"
 conf '{"max-buffer-bytes": 70000000000}' "'max-buffer-bytes' must be between 0 and 68719476736"
 conf '{"max-block-size": 100}' "'max-block-size' must be between 4096"
 conf '{"max-blocks": 5000}' "'max-blocks' must be between 1 and 1024"
