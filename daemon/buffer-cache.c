@@ -27,7 +27,7 @@ struct buffer_cache {
         uint64_t max_bytes;
         uint64_t cached_bytes;
         uint64_t hits, misses;
-        uint64_t budget;                /* for charged buffers */
+        _Atomic uint64_t budget;        /* for charged buffers */
         _Atomic uint64_t charged;
         unsigned n;
         struct region r[BUFFER_CACHE_MAX_REGIONS];
@@ -124,7 +124,7 @@ void buffer_cache_put(struct buffer_cache *c, const struct numa_topo *t, unsigne
 
 void buffer_cache_set_budget(struct buffer_cache *c, uint64_t bytes)
 {
-        __atomic_store_n(&c->budget, bytes, __ATOMIC_RELAXED);
+        atomic_store_explicit(&c->budget, bytes, memory_order_relaxed);
 }
 
 bool buffer_cache_charge(struct buffer_cache *c, uint64_t bytes)
@@ -133,7 +133,7 @@ bool buffer_cache_charge(struct buffer_cache *c, uint64_t bytes)
 
         if (!c)
                 return true;
-        budget = __atomic_load_n(&c->budget, __ATOMIC_RELAXED);
+        budget = atomic_load_explicit(&c->budget, memory_order_relaxed);
         cur = atomic_load_explicit(&c->charged, memory_order_relaxed);
         do {
                 if (cur > budget || bytes > budget - cur)
@@ -160,4 +160,5 @@ void buffer_cache_get_stats(struct buffer_cache *c, struct buffer_cache_stats *o
         out->misses = c->misses;
         pthread_mutex_unlock(&c->lock);
         out->charged_bytes = atomic_load_explicit(&c->charged, memory_order_relaxed);
+        out->budget_bytes = atomic_load_explicit(&c->budget, memory_order_relaxed);
 }

@@ -62,5 +62,6 @@ struct buffer_cache_stats {
         uint64_t cached_bytes;
         uint64_t hits, misses;
         uint64_t charged_bytes;         /* buffers in use beyond the bases */
+        uint64_t budget_bytes;
 };
 void buffer_cache_get_stats(struct buffer_cache *c, struct buffer_cache_stats *out);

@@ -98,7 +98,6 @@ struct job_manager {
         struct savd_limits limits;
         struct writer_config writer;
         struct buffer_cache *buffers;   /* write buffers kept between jobs */
-        uint64_t buffer_budget;         /* max-buffer-bytes */
         unsigned max_jobs;
 
         struct job *jobs;
@@ -992,7 +991,7 @@ static struct json_object *buffer_stats(struct job_manager *m)
 
         buffer_cache_get_stats(m->buffers, &bs);
         add_u64(o, "charged-bytes", bs.charged_bytes);
-        add_u64(o, "budget-bytes", m->buffer_budget);
+        add_u64(o, "budget-bytes", bs.budget_bytes);
         add_u64(o, "cached-bytes", bs.cached_bytes);
         return o;
 }
@@ -1091,7 +1090,6 @@ void job_manager_set_config(struct job_manager *m, const struct savd_config *cfg
         m->writer.cache = m->buffers;
         buffer_cache_set_max(m->buffers, cfg->max_inflight_bytes);
         buffer_cache_set_budget(m->buffers, cfg->max_buffer_bytes);
-        m->buffer_budget = cfg->max_buffer_bytes;
 }
 
 /* Data sockets left over by a daemon that did not exit cleanly. */

@@ -31,7 +31,9 @@
  * available and registered with the ring.  Buffers beyond it are charged
  * to the daemon's budget (buffer-cache.h) while in use; when the budget is
  * spent, wp_get waits (retrying every WP_BUDGET_RETRY_NS) as it does for
- * the disk. */
+ * the disk.  Zero-copy requests (src set) are charged alike although they
+ * leave their buffer untouched: the base alone keeps enough of them in
+ * flight for the disk. */
 #define WP_BASE_BYTES           (64U << 20)
 #define WP_BUDGET_RETRY_NS      2000000L
 #define WP_BUFFER_ALIGN         4096U           /* O_DIRECT-safe alignment */
