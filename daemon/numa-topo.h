@@ -28,7 +28,8 @@ int numa_topo_init(struct numa_topo *t, unsigned fake_nodes);
 int numa_topo_real_node(const struct numa_topo *t, unsigned node);
 /* Run the calling thread on the CPUs of node k (no-op on one real node). */
 int numa_topo_bind_thread(const struct numa_topo *t, unsigned node);
-/* size bytes of page-aligned, zeroed memory preferring node k; NULL with
+/* size bytes of page-aligned, zeroed memory preferring node k, in huge
+ * pages when large and the kernel has them; NULL with
  * errno set on failure.  Release with numa_topo_free(). */
 void *numa_topo_alloc(const struct numa_topo *t, unsigned node, size_t size);
 void numa_topo_free(void *p, size_t size);
