@@ -26,6 +26,8 @@
 /* max-buffer-bytes: an eighth of the host's RAM, at most 4 GiB. */
 #define SAVD_DEFAULT_MAX_BUFFER_CAP     (4ULL << 30)
 #define SAVD_DEFAULT_MAX_BUFFER_DIV     8U
+/* absorb-bytes unset: all of max-inflight-bytes. */
+#define SAVD_ABSORB_DEFAULT             UINT64_MAX
 
 /* Limits on the values themselves. */
 #define SAVD_CONFIG_MAX_FILE            (1U << 20)      /* bytes of the config file */
@@ -48,6 +50,7 @@ struct savd_config {
         unsigned max_jobs;              /* jobs not ended, at once */
         uint64_t max_inflight_bytes;    /* write buffers per job */
         uint64_t max_buffer_bytes;      /* all jobs' buffers beyond their base */
+        uint64_t absorb_bytes;          /* of a QEMU stream, before writing */
         unsigned max_blocks;
         uint64_t max_block_size;
         unsigned max_clients;           /* control connections */

@@ -1084,6 +1084,10 @@ void job_manager_set_config(struct job_manager *m, const struct savd_config *cfg
                  * than the disk writes finish at its own speed.  At least two
                  * buffers, so that filling and writing overlap. */
                 .buffers_per_worker = (unsigned)MIN(MAX(2, per_worker), WP_MAX_SLOTS),
+                /* Writing while QEMU sends takes CPU from it (and, in a
+                 * virtual machine, time from the hypervisor): the disk
+                 * trails a QEMU stream by this much. */
+                .hold_bytes = MIN(cfg->absorb_bytes, cfg->max_inflight_bytes),
         };
         /* One job's worth of buffers stays mapped (reclaimable) after a job,
          * so the next save does not fault and zero it in again. */

@@ -505,6 +505,7 @@ static int setup_pool(struct mrm_output *o, const struct writer_config *c, char 
         p.slots_per_worker = c->buffers_per_worker ? c->buffers_per_worker : 2 * p.queue_depth;
         p.fd = o->dfd;
         p.rw_flags = o->dontcache ? RWF_DONTCACHE : 0;
+        p.hold_bytes = c->hold_bytes;
         p.complete = on_complete;
         p.opaque = o;
         o->buffer_size = p.buffer_size;

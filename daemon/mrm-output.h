@@ -33,6 +33,7 @@ struct writer_config {
         size_t buffer_size;             /* bytes per batch buffer; 0: 1 MiB */
         unsigned buffers_per_worker;    /* 0: 2 * queue_depth (bounds memory) */
         enum io_mode io_mode;
+        uint64_t hold_bytes;            /* buffered before the first write (writer-pool.h) */
         struct buffer_cache *cache;     /* buffer memory kept between jobs; may be NULL */
 };
 

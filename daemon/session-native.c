@@ -237,6 +237,9 @@ static int create_output(struct nsave *s)
                 mrm_layout_free(&l);
                 return native_chan_fail(&s->ch, r, "file layout: %s", strerror(-r));
         }
+        /* The VMM waits for each pass to be written: holding the writes
+         * back (absorb-bytes, for QEMU streams) would only delay them. */
+        s->req->out.writer.hold_bytes = 0;
         r = mrm_output_create(&s->out, &l, &s->req->out, err, sizeof(err));
         if (r < 0)
                 return native_chan_fail(&s->ch, r, "%s", err);

@@ -73,6 +73,7 @@ struct worker {
         uint32_t extra_top;             /* slots beyond the base, charged when taken */
         unsigned n_free;
         uint32_t q_head, q_tail;        /* FIFO linked through wp_req.next */
+        uint64_t queued_bytes;          /* in the FIFO */
         uint64_t n_wakes;               /* under pool->lock */
         /* worker thread only */
         unsigned inflight;
@@ -94,6 +95,8 @@ struct writer_pool {
         uint64_t outstanding;           /* slots queued or in flight */
         unsigned base_slots;            /* per worker, not charged to the budget */
         bool budget_short;              /* a take failed for the budget alone */
+        bool holding;                   /* the writes trail the producer */
+        uint64_t hold_per_worker;       /* queued bytes a worker leaves alone */
         int error;                      /* first write error, -errno */
         uint64_t error_offset;
         bool stopping;
@@ -328,10 +331,14 @@ static bool take_queued(struct worker *w, struct done_list *dropped)
         bool stop;
 
         pthread_mutex_lock(&pool->lock);
-        while (w->q_head != NO_SLOT && w->inflight < pool->p.queue_depth) {
+        while (w->q_head != NO_SLOT) {
                 struct wp_req *r = &w->slots[w->q_head];
 
+                if (!pool->error && (w->inflight >= pool->p.queue_depth ||
+                                     (pool->holding && w->queued_bytes <= pool->hold_per_worker)))
+                        break;
                 w->q_head = r->next;
+                w->queued_bytes -= r->len;
                 if (w->q_head == NO_SLOT)
                         w->q_tail = NO_SLOT;
                 if (pool->error) {
@@ -418,6 +425,7 @@ static void worker_abort(struct worker *w, int err)
                 n++;
         }
         w->q_head = w->q_tail = NO_SLOT;
+        w->queued_bytes = 0;
         pool->outstanding -= n;
         pthread_cond_broadcast(&pool->cond_idle);
         pthread_cond_broadcast(&pool->cond_free);
@@ -519,6 +527,17 @@ static void wake(struct worker *w)
         (void)!write(w->wake_fd, &one, sizeof(one));
 }
 
+/* The hold ends once, for good: every worker writes its whole queue. */
+static void release_hold_locked(struct writer_pool *pool)
+{
+        if (!pool->holding)
+                return;
+        pool->holding = false;
+        for (unsigned i = 0; i < pool->n_workers; i++)
+                if (pool->workers[i].thread_started)
+                        wake(&pool->workers[i]);
+}
+
 static int check_params(const struct wp_params *p)
 {
         if (!p->topo || p->fd < 0)
@@ -544,6 +563,8 @@ static struct writer_pool *pool_alloc(const struct wp_params *p)
                 return NULL;
         pool->p = *p;
         pool->n_workers = p->n_workers;
+        pool->holding = p->hold_bytes > 0;
+        pool->hold_per_worker = p->hold_bytes / p->n_workers;
         pool->base_slots = (unsigned)MIN((size_t)p->slots_per_worker,
                                          MAX((size_t)1, WP_BASE_BYTES / p->buffer_size));
         pthread_mutex_init(&pool->lock, NULL);
@@ -652,6 +673,7 @@ void wp_free(struct writer_pool *pool)
                 return;
         pthread_mutex_lock(&pool->lock);
         pool->stopping = true;
+        pool->holding = false;          /* the workers are woken below */
         pthread_mutex_unlock(&pool->lock);
         for (unsigned i = 0; i < pool->n_workers; i++) {
                 struct worker *w = &pool->workers[i];
@@ -747,8 +769,14 @@ static int get_slot(struct writer_pool *pool, int worker, bool wait, struct wp_r
         int err;
 
         pthread_mutex_lock(&pool->lock);
-        while (!(err = pool->error) && !(r = take_slot_locked(pool, worker)) && wait)
+        while (!(err = pool->error) && !(r = take_slot_locked(pool, worker))) {
+                /* Only written slots come back: holding on would wait
+                 * forever. */
+                release_hold_locked(pool);
+                if (!wait)
+                        break;
                 wait_for_slot_locked(pool);
+        }
         pthread_mutex_unlock(&pool->lock);
         if (!r && err == 0)
                 return -EAGAIN;
@@ -806,6 +834,12 @@ int wp_submit(struct writer_pool *pool, struct wp_req *r)
                         w->slots[w->q_tail].next = r->slot;
                 w->q_tail = r->slot;
                 pool->outstanding++;
+                w->queued_bytes += r->len;
+                /* Holding, the worker has work once its queue grows past
+                 * its share of the hold. */
+                if (pool->holding)
+                        was_empty = w->queued_bytes > pool->hold_per_worker &&
+                                    w->queued_bytes - r->len <= pool->hold_per_worker;
                 w->n_wakes += was_empty;
         }
         pthread_mutex_unlock(&pool->lock);
@@ -835,6 +869,7 @@ int wp_drain(struct writer_pool *pool)
         int err;
 
         pthread_mutex_lock(&pool->lock);
+        release_hold_locked(pool);
         while (pool->outstanding > 0)
                 pthread_cond_wait(&pool->cond_idle, &pool->lock);
         err = pool->error;

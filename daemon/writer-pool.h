@@ -9,6 +9,13 @@
  * Back-pressure: wp_get blocks while every slot is queued or in flight, so
  * memory is bounded by workers * slots * buffer_size.
  *
+ * A pool may hold writes back (hold_bytes): the workers then write only
+ * what is queued beyond the last hold_bytes, so the disk trails the
+ * producer by that much, until wp_drain or until the producer has to wait
+ * for a slot; from then on they write everything.  A VMM streaming faster
+ * than the disk hands over a stream of up to hold_bytes without the write
+ * path taking CPU from it, and a larger one with that much less.
+ *
  * The first failed write stops the pool: its errno and file offset are
  * kept, requests still queued are dropped, and every later wp_get,
  * wp_submit and wp_drain returns that error.
@@ -66,6 +73,7 @@ struct wp_params {
         int fd;                         /* output file, open for writing */
         int rw_flags;                   /* RWF_* for every write (e.g. RWF_DONTCACHE) */
         bool no_fixed_buffers;          /* do not register buffers */
+        uint64_t hold_bytes;            /* queue this much before writing; 0: none */
         wp_complete_fn complete;
         void *opaque;
 };
@@ -105,7 +113,8 @@ int wp_submit(struct writer_pool *pool, struct wp_req *r);
 /* Fail the pool with -ECANCELED (unless it failed already): queued
  * requests are dropped, writes in flight finish. */
 void wp_cancel(struct writer_pool *pool);
-/* Wait until nothing is queued or in flight; the first error or 0. */
+/* Wait until nothing is queued or in flight (ending the hold); the first
+ * error or 0. */
 int wp_drain(struct writer_pool *pool);
 /* The first error (0 if none) and the file offset it happened at. */
 int wp_error(struct writer_pool *pool, uint64_t *offset);

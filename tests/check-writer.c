@@ -8,7 +8,8 @@
  * through the mapped-ram verifier; several passes over the same pages;
  * the temporary name and when the final name appears; abort; refusing to
  * overwrite; an fd handed over by a client; zero-copy writes; several
- * workers on a fake two-node topology.
+ * workers on a fake two-node topology; the writer pool alone: workers,
+ * errors, the buffer budget and writes held back.
  */
 #include "config.h"
 
@@ -789,6 +790,107 @@ START_TEST(test_pool_budget)
 }
 END_TEST
 
+/* ---- holding writes back (wp_params.hold_bytes) ---- */
+
+struct hold_probe {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        unsigned written;
+};
+
+static void hold_complete(void *opaque, const struct wp_req *r)
+{
+        struct hold_probe *h = opaque;
+
+        (void)r;
+        pthread_mutex_lock(&h->lock);
+        h->written++;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+}
+
+/* Writes completed after waiting up to 50 ms for more than `seen`: long
+ * enough for a worker that should not be holding to have written. */
+static unsigned hold_written_after(struct hold_probe *h, unsigned seen)
+{
+        struct timespec ts;
+        unsigned n;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&h->lock);
+        while (h->written <= seen &&
+               pthread_cond_timedwait(&h->cond, &h->lock, &ts) == 0)
+                ;
+        n = h->written;
+        pthread_mutex_unlock(&h->lock);
+        return n;
+}
+
+static void hold_submit(struct writer_pool *pool, unsigned i)
+{
+        struct wp_req *r;
+
+        ck_assert_int_eq(wp_get(pool, -1, &r), 0);
+        memset(r->buf, (int)i + 1, 4096);
+        r->offset = (uint64_t)i * 4096;
+        r->len = 4096;
+        ck_assert_int_eq(wp_submit(pool, r), 0);
+}
+
+/* Loop index 0: the disk trails the producer by hold_bytes (4 buffers)
+ * until wp_drain.  1: a hold larger than all the slots ends when the
+ * producer waits for one (else it would wait forever); the test times out
+ * if it does not. */
+START_TEST(test_pool_hold)
+{
+        struct hold_probe h = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+        struct numa_topo topo;
+        struct writer_pool *pool;
+        char name[] = "hold-XXXXXX", err[256] = "";
+        uint8_t got[4096];
+        unsigned n = _i == 0 ? 6 : 12;
+        int fd = mkostemp(name, O_CLOEXEC);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(numa_topo_init(&topo, 0), 0);
+        struct wp_params p = {
+                .topo = &topo, .n_workers = 1, .queue_depth = 2, .slots_per_worker = 8,
+                .buffer_size = 4096, .fd = fd, .hold_bytes = _i == 0 ? 4 * 4096 : 1 << 30,
+                .complete = hold_complete, .opaque = &h,
+        };
+        ck_assert_msg(wp_new(&pool, &p, err, sizeof(err)) == 0, "%s", err);
+        for (unsigned i = 0; i < 4; i++)
+                hold_submit(pool, i);
+        ck_assert_uint_eq(hold_written_after(&h, 0), 0);
+        if (_i == 0) {
+                /* Each request beyond the hold lets the oldest one go. */
+                for (unsigned i = 4; i < n; i++) {
+                        hold_submit(pool, i);
+                        ck_assert_uint_eq(hold_written_after(&h, i - 4), i - 3);
+                }
+                ck_assert_uint_eq(hold_written_after(&h, n - 4), n - 4);
+        } else {
+                for (unsigned i = 4; i < n; i++)
+                        hold_submit(pool, i);
+        }
+        ck_assert_int_eq(wp_drain(pool), 0);
+        ck_assert_uint_eq(h.written, n);
+        wp_free(pool);
+        for (unsigned i = 0; i < n; i++) {
+                ck_assert_int_eq(pread(fd, got, 4096, (off_t)i * 4096), 4096);
+                for (size_t k = 0; k < 4096; k++)
+                        ck_assert_uint_eq(got[k], i + 1);
+        }
+        close(fd);
+        unlink(name);
+}
+END_TEST
+
 static Suite *writer_suite(void)
 {
         Suite *s = suite_create("writer");
@@ -811,6 +913,7 @@ static Suite *writer_suite(void)
         tcase_add_loop_test(tc, test_pool_workers, 0, 2);
         tcase_add_test(tc, test_pool_error);
         tcase_add_test(tc, test_pool_budget);
+        tcase_add_loop_test(tc, test_pool_hold, 0, 2);
         suite_add_tcase(s, tc);
         return s;
 }
