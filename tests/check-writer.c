@@ -510,6 +510,19 @@ static void *budget_wait(void *arg)
         return NULL;
 }
 
+/* Request i of n, len bytes at offset i * len, was all byte i + 1. */
+static void check_numbered_requests(int fd, unsigned n, size_t len)
+{
+        _cleanup_free_ uint8_t *got = malloc(len);
+
+        ck_assert_ptr_nonnull(got);
+        for (unsigned i = 0; i < n; i++) {
+                ck_assert_int_eq(pread(fd, got, len, (off_t)(i * len)), (ssize_t)len);
+                for (size_t k = 0; k < len; k++)
+                        ck_assert_uint_eq(got[k], i + 1);
+        }
+}
+
 START_TEST(test_pool_workers)
 {
         struct pool_probe probe = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -517,7 +530,6 @@ START_TEST(test_pool_workers)
         struct writer_pool *pool;
         struct wp_stats st;
         char name[] = "pool-XXXXXX", err[256] = "";
-        uint8_t got[8192];
         int fd = mkostemp(name, O_CLOEXEC);
 
         ck_assert_int_ge(fd, 0);
@@ -554,11 +566,7 @@ START_TEST(test_pool_workers)
         for (unsigned w = 0; w < 4; w++)
                 for (unsigned k = w + 1; k < 4; k++)
                         ck_assert(!pthread_equal(probe.thread_of[w], probe.thread_of[k]));
-        for (unsigned i = 0; i < 40; i++) {
-                ck_assert_int_eq(pread(fd, got, 8192, (off_t)i * 8192), 8192);
-                for (size_t k = 0; k < 8192; k++)
-                        ck_assert_uint_eq(got[k], i + 1);
-        }
+        check_numbered_requests(fd, 40, 8192);
         close(fd);
         unlink(name);
 }
@@ -852,7 +860,6 @@ START_TEST(test_pool_hold)
         struct numa_topo topo;
         struct writer_pool *pool;
         char name[] = "hold-XXXXXX", err[256] = "";
-        uint8_t got[4096];
         unsigned n = _i == 0 ? 6 : 12;
         int fd = mkostemp(name, O_CLOEXEC);
 
@@ -881,11 +888,7 @@ START_TEST(test_pool_hold)
         ck_assert_int_eq(wp_drain(pool), 0);
         ck_assert_uint_eq(h.written, n);
         wp_free(pool);
-        for (unsigned i = 0; i < n; i++) {
-                ck_assert_int_eq(pread(fd, got, 4096, (off_t)i * 4096), 4096);
-                for (size_t k = 0; k < 4096; k++)
-                        ck_assert_uint_eq(got[k], i + 1);
-        }
+        check_numbered_requests(fd, n, 4096);
         close(fd);
         unlink(name);
 }
