@@ -74,7 +74,10 @@ int mrm_output_page(struct mrm_output *o, unsigned block, uint64_t page, void **
 /* mrm_output_page() and a copy of the TPS bytes at src (streaming
  * stores: cheaper than memcpy for data only the disk reads next). */
 int mrm_output_copy_page(struct mrm_output *o, unsigned block, uint64_t page, const void *src);
-/* A zero page: clears the bit; nothing is written. */
+/* A zero page: clears the bit.  Right after a batch's data (at most
+ * 16 in a row, GAP_FILL_MAX_PAGES) its slot is written as zeros with the
+ * batch, so that scattered data still makes large writes; otherwise
+ * nothing is written. */
 int mrm_output_zero(struct mrm_output *o, unsigned block, uint64_t page);
 /* Zero-copy: write npages straight from caller memory (page aligned); the
  * memory must stay valid until mrm_output_drain() returns.  Sets the bits.

@@ -106,8 +106,10 @@ int slots_release_unset(int fd, const struct mrm_layout *l, struct shm_bitmap *b
 
                 for (uint64_t p = next_with(w, n, 0, false); p < n;) {
                         uint64_t end = next_with(w, n, p, true);
-                        int r = punch(fd, b->pages_offset + p * QEMU_TPS, (end - p) * QEMU_TPS);
+                        int r = 0;
 
+                        if (end - p >= SLOTS_PUNCH_MIN_PAGES)
+                                r = punch(fd, b->pages_offset + p * QEMU_TPS, (end - p) * QEMU_TPS);
                         if (r < 0)
                                 return r;
                         p = next_with(w, n, end, false);

@@ -54,7 +54,7 @@ struct wp_req {
         const void *src;                /* NULL: write from buf */
         uint64_t offset;                /* file offset */
         size_t len;
-        uint64_t tag[3];                /* for the completion hook */
+        uint64_t tag[4];                /* for the completion hook */
         /* private */
         size_t done;
         uint32_t next;

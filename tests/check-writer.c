@@ -660,6 +660,63 @@ START_TEST(test_buffer_cache)
 }
 END_TEST
 
+/* Zero pages between data pages travel in the data's write, as zeros,
+ * with their bits clear; a page the stream does not mention keeps what an
+ * earlier pass wrote; trailing zeros are not written.  The buffers come
+ * from a job that filled them with data: a filled zero that kept a
+ * buffer's old bytes, or was not written, would show in slots 1 and 2. */
+START_TEST(test_gap_fill)
+{
+        static const uint64_t pages[] = { 64 };
+        static const uint8_t zero[QEMU_TPS];
+        struct writer_config c = tw_small_config(IO_MODE_AUTO);
+        struct buffer_cache *cache;
+        struct wp_stats ws;
+        uint8_t slot[QEMU_TPS];
+        uint64_t writes;
+        struct job j;
+        int fd;
+
+        ck_assert_int_eq(buffer_cache_new(&cache, 16 << 20), 0);
+        c.cache = cache;
+        job_start(&j, pages, 1, &c);
+        for (uint64_t p = 0; p < 64; p++)
+                job_page(&j, 0, p, 1);
+        job_commit_and_check(&j);
+        job_end(&j);
+
+        job_start(&j, pages, 1, &c);
+        for (uint64_t p = 0; p < 10; p++)
+                job_page(&j, 0, p, 1);
+        ck_assert_int_eq(mrm_output_drain(j.o), 0);
+        mrm_output_writer_stats(j.o, &ws);
+        writes = ws.writes;
+        job_page(&j, 0, 0, 2);                  /* one write: pages 0-3 */
+        job_zero(&j, 0, 1);
+        job_zero(&j, 0, 2);
+        job_page(&j, 0, 3, 2);
+        job_page(&j, 0, 5, 2);                  /* 4 unmentioned: a new write */
+        for (uint64_t p = 6; p < 27; p++)       /* too many zeros to carry */
+                job_zero(&j, 0, p);
+        job_page(&j, 0, 27, 2);
+        job_zero(&j, 0, 28);
+        job_commit_and_check(&j);
+        mrm_output_writer_stats(j.o, &ws);
+        ck_assert_uint_eq(ws.writes - writes, 3);
+        fd = open(j.path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        for (uint64_t p = 1; p <= 2; p++) {
+                ck_assert_int_eq(pread(fd, slot, sizeof(slot),
+                                       (off_t)(j.l.blocks[0].pages_offset + p * QEMU_TPS)),
+                                 sizeof(slot));
+                ck_assert(memcmp(slot, zero, sizeof(slot)) == 0);
+        }
+        close(fd);
+        job_end(&j);
+        buffer_cache_free(cache);
+}
+END_TEST
+
 /* The names a restarted daemon removes: only what create_temp() makes. */
 START_TEST(test_temp_names)
 {
@@ -916,6 +973,7 @@ static Suite *writer_suite(void)
         tcase_add_test(tc, test_write_from_fake_numa);
         tcase_add_test(tc, test_bad_calls);
         tcase_add_test(tc, test_buffer_cache);
+        tcase_add_test(tc, test_gap_fill);
         tcase_add_test(tc, test_temp_names);
         tcase_add_test(tc, test_sparse_after_commit);
         suite_add_tcase(s, tc);

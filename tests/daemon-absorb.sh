@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # absorb-bytes: while a QEMU stream arrives, the disk trails it.  The test
-# guest's stream is sent up to 512 KiB and paused there: with the default
+# guest's stream is sent up to 3 MiB and paused there: with the default
 # (the disk trails by max-inflight-bytes) savd has received it all and
 # written none of it; with "absorb-bytes": 0 it writes while the sender
 # waits.  Either way the save completes, once the rest arrives, into a
@@ -19,7 +19,9 @@ paused_save()
 mode = sys.argv[1]
 c = Ctl()
 r = c.ok("save", {"name": mode, "output": mode + ".mrm"})
-pause, resume = 512 << 10, threading.Event()
+# 3 MiB of the stream carry pages from more than 8 MiB of the guest's RAM
+# (a page in three is data): more than two full 4 MiB writes.
+pause, resume = 3 << 20, threading.Event()
 t = threading.Thread(target=push, args=(r["data-uri"], os.environ["STREAM"], pause, resume))
 t.start()
 

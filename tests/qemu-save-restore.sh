@@ -51,8 +51,10 @@ assert ram >= mib << 20, ram
 # then the RAM tail, device state and vmdesc.
 overhead = sum(1 << 20 for b in info["blocks"]) + st.st_size - info["device-offset"]
 assert st.st_size <= ram + overhead, (st.st_size, ram, overhead)
-# Zero pages are holes: about 46% of this guest's RAM is zero.
-assert st.st_blocks * 512 < 0.70 * ram, (st.st_blocks * 512, ram)
+# Zero regions are holes: a quarter of this guest's RAM is zero.  (The
+# zeros between the data of its "every 7th page" quarter are written as
+# zeros, in large writes, and stay allocated.)
+assert st.st_blocks * 512 < 0.80 * ram, (st.st_blocks * 512, ram)
 m0 = info["blocks"][0]
 assert m0["name"] == "m0" and m0["used-length"] == mib << 20, m0
 assert m0["pages-zero"] > 0.40 * m0["num-pages"], m0
