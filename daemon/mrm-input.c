@@ -9,6 +9,13 @@
  * own flags.  Page slots are 1 MiB-aligned and runs are whole pages, so
  * every page read is O_DIRECT-safe.
  *
+ * Into its own buffers (read_pages), a read spans short runs of absent
+ * pages too (at most GAP_MAX_PAGES in a row) and hands the consumer only
+ * the present runs inside it: a guest whose data is scattered, a page in
+ * three say, is read in large reads instead of one 4 KiB read per page.
+ * Reading into a caller's memory never spans a gap: the slots of absent
+ * pages may hold stale data that must not land there.
+ *
  * The read engine keeps up to queue_depth reads in flight in a ring of
  * slots and hands them to the consumer in submission order (file order),
  * so a consumer that streams pages on sees them sorted, and a slot is
@@ -41,9 +48,14 @@
 #define MARK_READ(p, n) do { } while (0)
 #endif
 
+/* Absent pages a read may span (see above). */
+#define GAP_MAX_PAGES 16U
+
 struct rd_slot {
-        struct mrm_run run;
+        struct mrm_run run;             /* what is read: runs and the gaps between */
         uint8_t *own;                   /* read_pages: this slot's buffer */
+        uint64_t *gap;                  /* read_pages: bit i, page first + i is absent */
+        bool has_gap;
         size_t len, done;
         bool complete;                  /* read (or failed), not yet delivered */
 };
@@ -165,9 +177,10 @@ void mrm_input_free(struct mrm_input *in)
                 return;
         if (in->have_ring)
                 io_uring_queue_exit(&in->ring);
-        if (in->slots)
-                for (unsigned i = 0; i < in->qd; i++)
-                        free(in->slots[i].own);
+        for (unsigned i = 0; in->slots && i < in->qd; i++) {
+                free(in->slots[i].own);
+                free(in->slots[i].gap);
+        }
         free(in->slots);
         free(in->chunk);
         mrm_file_free(&in->file);
@@ -402,9 +415,33 @@ static int find_bit(struct mrm_input *in, struct bm_cursor *c, bool set, uint64_
         return 0;
 }
 
-/* The next run of set bits in file order, at most read_size bytes and
- * within one block.  1: *run filled; 0: no more; -errno. */
-static int next_extent(struct mrm_input *in, struct engine *e, struct mrm_run *run)
+/* Stretch a run [first, *end) over short gaps, up to limit, noting them
+ * in s->gap. */
+static int span_gaps(struct mrm_input *in, struct bm_cursor *c, struct rd_slot *s,
+                     uint64_t first, uint64_t limit, uint64_t *end)
+{
+        while (*end < limit) {
+                uint64_t window = MIN(limit, *end + GAP_MAX_PAGES + 1), next;
+                int r = find_bit(in, c, true, *end, window, &next);
+
+                if (r < 0)
+                        return r;
+                if (next >= window)
+                        break;
+                for (uint64_t p = *end - first; p < next - first; p++)
+                        s->gap[p / 64] |= 1ULL << (p % 64);
+                s->has_gap = true;
+                r = find_bit(in, c, false, next + 1, limit, end);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The next run of set bits in file order (with short gaps, into our own
+ * buffers), at most read_size bytes and within one block.  1: s->run
+ * filled; 0: no more; -errno. */
+static int next_extent(struct mrm_input *in, struct engine *e, struct rd_slot *s)
 {
         const struct mrm_layout *l = &in->file.layout;
         struct bm_cursor *c = &e->cur;
@@ -423,9 +460,14 @@ static int next_extent(struct mrm_input *in, struct engine *e, struct mrm_run *r
                 if (first >= b->num_pages)
                         continue;
                 r = find_bit(in, c, false, first + 1, MIN(b->num_pages, first + max), &end);
+                if (r == 0 && !e->dest) {
+                        memset(s->gap, 0, (max / 64 + 1) * sizeof(uint64_t));
+                        s->has_gap = false;
+                        r = span_gaps(in, c, s, first, MIN(b->num_pages, first + max), &end);
+                }
                 if (r < 0)
                         return r;
-                *run = (struct mrm_run) {
+                s->run = (struct mrm_run) {
                         .block = (unsigned)c->block, .first_page = first, .npages = end - first,
                         .offset = b->pages_offset + first * QEMU_TPS,
                 };
@@ -538,16 +580,46 @@ static void reap(struct mrm_input *in, struct engine *e)
                 slot_failed(e, s, read_error(in, r, s->run.offset + s->done));
 }
 
+/* The present runs of a read that spanned gaps, one by one. */
+static int deliver_runs(struct engine *e, struct rd_slot *s)
+{
+        const struct mrm_run *all = &s->run;
+        uint64_t i = 0;
+        int r = 0;
+
+        while (i < all->npages && r == 0) {
+                uint64_t end = i;
+
+                while (end < all->npages && !(s->gap[end / 64] >> (end % 64) & 1))
+                        end++;
+                if (end > i) {
+                        struct mrm_run part = {
+                                .block = all->block, .first_page = all->first_page + i,
+                                .npages = end - i, .offset = all->offset + i * QEMU_TPS,
+                                .data = (uint8_t *)all->data + i * QEMU_TPS,
+                        };
+                        r = e->fn(e->opaque, &part);
+                }
+                i = end + 1;
+        }
+        memset(s->gap, 0, (all->npages / 64 + 1) * sizeof(uint64_t));
+        s->has_gap = false;
+        return r;
+}
+
 static void deliver(struct mrm_input *in, struct engine *e)
 {
         struct rd_slot *s = &in->slots[e->head];
 
         if (e->r == 0 && e->fn) {
-                int r = e->fn(e->opaque, &s->run);
+                int r = s->has_gap ? deliver_runs(e, s) : e->fn(e->opaque, &s->run);
                 if (r < 0) {
                         e->r = r;
                         e->more = false;
                 }
+        } else if (s->has_gap) {
+                memset(s->gap, 0, (s->run.npages / 64 + 1) * sizeof(uint64_t));
+                s->has_gap = false;
         }
         s->complete = false;
         e->head = (e->head + 1) % in->qd;
@@ -560,7 +632,7 @@ static int engine_run(struct mrm_input *in, struct engine *e)
         while (e->more || e->n_busy > 0) {
                 while (e->more && e->n_busy < in->qd) {
                         unsigned idx = (e->head + e->n_busy) % in->qd;
-                        int k = next_extent(in, e, &in->slots[idx].run);
+                        int k = next_extent(in, e, &in->slots[idx]);
                         if (k <= 0) {
                                 e->more = false;
                                 if (k < 0 && e->r == 0)
@@ -583,12 +655,16 @@ int mrm_input_read_pages(struct mrm_input *in, mrm_run_fn fn, void *opaque)
 {
         struct engine e = { .fn = fn, .opaque = opaque };
 
-        for (unsigned i = 0; i < in->qd; i++)
-                if (!in->slots[i].own &&
-                    posix_memalign((void **)&in->slots[i].own, MRM_INPUT_ALIGN, in->read_size) != 0) {
-                        in->slots[i].own = NULL;
+        for (unsigned i = 0; i < in->qd; i++) {
+                struct rd_slot *s = &in->slots[i];
+
+                if (!s->gap && !(s->gap = calloc(in->read_size / QEMU_TPS / 64 + 1, sizeof(uint64_t))))
+                        return -ENOMEM;
+                if (!s->own && posix_memalign((void **)&s->own, MRM_INPUT_ALIGN, in->read_size) != 0) {
+                        s->own = NULL;
                         return -ENOMEM;
                 }
+        }
         return engine_run(in, &e);
 }
 
