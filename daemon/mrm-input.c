@@ -39,6 +39,7 @@
 #include "bytes.h"
 #include "macro.h"
 #include "mrm-input.h"
+#include "shm-bitmap.h"
 
 /* Valgrind does not see the kernel fill io_uring read buffers: tell it. */
 #if __has_include(<valgrind/memcheck.h>)
@@ -428,8 +429,7 @@ static int span_gaps(struct mrm_input *in, struct bm_cursor *c, struct rd_slot *
                         return r;
                 if (next >= window)
                         break;
-                for (uint64_t p = *end - first; p < next - first; p++)
-                        s->gap[p / 64] |= 1ULL << (p % 64);
+                bitmap_words_set_range(s->gap, *end - first, next - *end);
                 s->has_gap = true;
                 r = find_bit(in, c, false, next + 1, limit, end);
                 if (r < 0)
@@ -460,9 +460,9 @@ static int next_extent(struct mrm_input *in, struct engine *e, struct rd_slot *s
                 if (first >= b->num_pages)
                         continue;
                 r = find_bit(in, c, false, first + 1, MIN(b->num_pages, first + max), &end);
+                s->has_gap = false;
                 if (r == 0 && !e->dest) {
-                        memset(s->gap, 0, (max / 64 + 1) * sizeof(uint64_t));
-                        s->has_gap = false;
+                        bitmap_words_clear_range(s->gap, 0, max);
                         r = span_gaps(in, c, s, first, MIN(b->num_pages, first + max), &end);
                 }
                 if (r < 0)
@@ -584,26 +584,20 @@ static void reap(struct mrm_input *in, struct engine *e)
 static int deliver_runs(struct engine *e, struct rd_slot *s)
 {
         const struct mrm_run *all = &s->run;
-        uint64_t i = 0;
+        uint64_t n = all->npages, i = bitmap_words_next(s->gap, n, 0, false);
         int r = 0;
 
-        while (i < all->npages && r == 0) {
-                uint64_t end = i;
+        while (i < n && r == 0) {
+                uint64_t end = bitmap_words_next(s->gap, n, i, true);
+                struct mrm_run part = {
+                        .block = all->block, .first_page = all->first_page + i,
+                        .npages = end - i, .offset = all->offset + i * QEMU_TPS,
+                        .data = (uint8_t *)all->data + i * QEMU_TPS,
+                };
 
-                while (end < all->npages && !(s->gap[end / 64] >> (end % 64) & 1))
-                        end++;
-                if (end > i) {
-                        struct mrm_run part = {
-                                .block = all->block, .first_page = all->first_page + i,
-                                .npages = end - i, .offset = all->offset + i * QEMU_TPS,
-                                .data = (uint8_t *)all->data + i * QEMU_TPS,
-                        };
-                        r = e->fn(e->opaque, &part);
-                }
-                i = end + 1;
+                r = e->fn(e->opaque, &part);
+                i = bitmap_words_next(s->gap, n, end, false);
         }
-        memset(s->gap, 0, (all->npages / 64 + 1) * sizeof(uint64_t));
-        s->has_gap = false;
         return r;
 }
 
@@ -617,9 +611,6 @@ static void deliver(struct mrm_input *in, struct engine *e)
                         e->r = r;
                         e->more = false;
                 }
-        } else if (s->has_gap) {
-                memset(s->gap, 0, (s->run.npages / 64 + 1) * sizeof(uint64_t));
-                s->has_gap = false;
         }
         s->complete = false;
         e->head = (e->head + 1) % in->qd;

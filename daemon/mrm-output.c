@@ -591,27 +591,16 @@ static int submit_req(struct mrm_output *o, struct wp_req *r, unsigned block,
         return err < 0 ? fail_pool(o, err) : 0;
 }
 
-/* The batch's gap mask is the producer's alone: no atomics. */
-static bool gap_test(const struct batch *b, uint64_t i)
-{
-        return b->gap[i / 64] >> (i % 64) & 1;
-}
-
 /* The bits of a batch's data pages: the runs between its filled zeros. */
 static void set_data_bits(struct mrm_output *o, struct batch *b)
 {
-        uint64_t i = 0;
+        for (uint64_t i = bitmap_words_next(b->gap, b->n_data, 0, false); i < b->n_data;) {
+                uint64_t end = bitmap_words_next(b->gap, b->n_data, i, true);
 
-        while (i < b->n_data) {
-                uint64_t end = i;
-
-                while (end < b->n_data && !gap_test(b, end))
-                        end++;
-                if (end > i)
-                        shm_bitmap_set_range(&o->bm, b->block, b->first + i, end - i);
-                i = end + 1;
+                shm_bitmap_set_range(&o->bm, b->block, b->first + i, end - i);
+                i = bitmap_words_next(b->gap, b->n_data, end, false);
         }
-        memset(b->gap, 0, (b->n / 64 + 1) * sizeof(uint64_t));
+        bitmap_words_clear_range(b->gap, 0, b->n);
         b->n_gap = 0;
 }
 
@@ -631,7 +620,7 @@ static bool gap_fill(struct mrm_output *o, unsigned block, uint64_t page)
                 return false;
         /* Never the old content of a reused buffer: it may be another VM's. */
         memset((uint8_t *)b->req->buf + b->n * QEMU_TPS, 0, QEMU_TPS);
-        b->gap[b->n / 64] |= 1ULL << (b->n % 64);
+        bitmap_words_set_range(b->gap, b->n, 1);
         b->n++;
         b->n_gap++;
         return true;

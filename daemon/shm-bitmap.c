@@ -302,3 +302,21 @@ void shm_bitmap_snapshot(const struct shm_bitmap *b, struct shm_bitmap_counters 
         out->bytes_received = __atomic_load_n(&c->bytes_received, __ATOMIC_RELAXED);
         out->pages_total = __atomic_load_n(&c->pages_total, __ATOMIC_RELAXED);
 }
+
+uint64_t bitmap_words_next(const uint64_t *words, uint64_t n, uint64_t from, bool want)
+{
+        uint64_t p = from;
+
+        while (p < n) {
+                uint64_t base = p & ~(uint64_t)(WORD_BITS - 1);
+                uint64_t word = __atomic_load_n(&words[p / WORD_BITS], __ATOMIC_RELAXED);
+
+                if (!want)
+                        word = ~word;
+                word &= ~0ULL << (p % WORD_BITS);
+                if (word)
+                        return MIN(n, base + (uint64_t)__builtin_ctzll(word));
+                p = base + WORD_BITS;
+        }
+        return n;
+}

@@ -77,6 +77,8 @@ void shm_bitmap_clear_range(struct shm_bitmap *b, unsigned block, uint64_t first
 void bitmap_words_set_range(uint64_t *words, uint64_t first, uint64_t n);
 void bitmap_words_clear_range(uint64_t *words, uint64_t first, uint64_t n);
 bool bitmap_words_any_in_range(const uint64_t *words, uint64_t first, uint64_t n);
+/* The first bit >= from (of n) that is set (want) or clear, or n. */
+uint64_t bitmap_words_next(const uint64_t *words, uint64_t n, uint64_t from, bool want);
 
 /* Atomic counter helpers: which is a pointer into b->hdr->c. */
 static inline void shm_counter_add(uint64_t *which, uint64_t n)

@@ -81,22 +81,6 @@ int slots_reserve(int fd, const struct mrm_layout *l)
         return 0;
 }
 
-/* First page >= p whose bit equals want, or n. */
-static uint64_t next_with(const uint64_t *w, uint64_t n, uint64_t p, bool want)
-{
-        while (p < n) {
-                uint64_t word = __atomic_load_n(&w[p / WORD_BITS], __ATOMIC_RELAXED);
-
-                if (!want)
-                        word = ~word;
-                word &= ~0ULL << (p % WORD_BITS);
-                if (word)
-                        return MIN(n, (p & ~(uint64_t)(WORD_BITS - 1)) + (uint64_t)__builtin_ctzll(word));
-                p = (p & ~(uint64_t)(WORD_BITS - 1)) + WORD_BITS;
-        }
-        return n;
-}
-
 int slots_release_unset(int fd, const struct mrm_layout *l, struct shm_bitmap *bm)
 {
         for (size_t i = 0; i < l->n_blocks; i++) {
@@ -104,15 +88,15 @@ int slots_release_unset(int fd, const struct mrm_layout *l, struct shm_bitmap *b
                 const uint64_t *w = shm_bitmap_words(bm, (unsigned)i);
                 uint64_t n = b->num_pages;
 
-                for (uint64_t p = next_with(w, n, 0, false); p < n;) {
-                        uint64_t end = next_with(w, n, p, true);
+                for (uint64_t p = bitmap_words_next(w, n, 0, false); p < n;) {
+                        uint64_t end = bitmap_words_next(w, n, p, true);
                         int r = 0;
 
                         if (end - p >= SLOTS_PUNCH_MIN_PAGES)
                                 r = punch(fd, b->pages_offset + p * QEMU_TPS, (end - p) * QEMU_TPS);
                         if (r < 0)
                                 return r;
-                        p = next_with(w, n, end, false);
+                        p = bitmap_words_next(w, n, end, false);
                 }
         }
         return 0;

@@ -815,7 +815,7 @@ void wp_put(struct writer_pool *pool, struct wp_req *r)
 int wp_submit(struct writer_pool *pool, struct wp_req *r)
 {
         struct worker *w = &pool->workers[r->worker];
-        bool was_empty = false;
+        bool wake_worker = false;
         int err;
 
         if (r->len == 0 || (!r->src && r->len > pool->p.buffer_size)) {
@@ -827,8 +827,9 @@ int wp_submit(struct writer_pool *pool, struct wp_req *r)
         if (err == 0) {
                 w->state[r->slot] = SLOT_QUEUED;
                 r->next = NO_SLOT;
-                was_empty = w->q_head == NO_SLOT;
-                if (was_empty)
+                /* A worker with queued requests takes them all. */
+                wake_worker = w->q_head == NO_SLOT;
+                if (wake_worker)
                         w->q_head = r->slot;
                 else
                         w->slots[w->q_tail].next = r->slot;
@@ -838,16 +839,16 @@ int wp_submit(struct writer_pool *pool, struct wp_req *r)
                 /* Holding, the worker has work once its queue grows past
                  * its share of the hold. */
                 if (pool->holding)
-                        was_empty = w->queued_bytes > pool->hold_per_worker &&
+                        wake_worker = w->queued_bytes > pool->hold_per_worker &&
                                     w->queued_bytes - r->len <= pool->hold_per_worker;
-                w->n_wakes += was_empty;
+                w->n_wakes += wake_worker;
         }
         pthread_mutex_unlock(&pool->lock);
         if (err < 0) {
                 wp_put(pool, r);
                 return err;
         }
-        if (was_empty)
+        if (wake_worker)
                 wake(w);
         return 0;
 }
